@@ -1,0 +1,5 @@
+"""Entry point for ``python -m llmsim``."""
+
+from llmsim.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The simulated engine: scheduling, timing, tokenization and response text. No HTTP here."""

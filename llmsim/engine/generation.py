@@ -1,0 +1,72 @@
+"""What a request answers: its tokens and its finish reason (GEN-1, GEN-2, GEN-5).
+
+``random`` mode answers built-in text of a length drawn by upstream's rules; ``echo`` mode
+answers the endpoint's prompt text, not cut at ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from llmsim.engine.text import TextSource, response_length
+from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.errors import BadRequest
+
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A request's prompt as the engine sees it."""
+
+    tokens: int
+    """Prompt tokens as counted for usage and the context window."""
+    echo_text: str
+    """What echo mode answers (the last message's text, or the prompt)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """A request's answer: token texts in order and why it stopped."""
+
+    tokens: list[str]
+    finish_reason: str
+
+
+def check_context_window(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> None:
+    """Upstream's context-window check (ERR-3): prompt + requested output must fit."""
+    completion = max_tokens if max_tokens is not None else 1
+    if prompt_tokens + completion > max_model_len:
+        raise BadRequest(
+            f"This model's maximum context length is {max_model_len} tokens. However, you "
+            f"requested {prompt_tokens + completion} tokens ({prompt_tokens} in the messages, "
+            f"{completion} in the completion). Please reduce the length of the messages or "
+            "completion",
+            param="messages",
+        )
+
+
+class Generator:
+    """Produces answers in the plan's response mode."""
+
+    def __init__(self, tokenizer: SimulatedTokenizer, mode: str, max_model_len: int):
+        self._tokenizer = tokenizer
+        self._text = TextSource(tokenizer)
+        self._mode = mode
+        self._max_model_len = max_model_len
+
+    def generate(
+        self, rng: random.Random, prompt: Prompt, max_tokens: int | None, ignore_eos: bool
+    ) -> Generation:
+        """The answer to ``prompt`` under the request's ``max_tokens`` and ``ignore_eos``."""
+        if self._mode == "echo":
+            tokens = self._tokenizer.split(prompt.echo_text)
+            reached = max_tokens is not None and len(tokens) >= max_tokens
+            return Generation(tokens, FINISH_LENGTH if reached else FINISH_STOP)
+        room = self._max_model_len - prompt.tokens
+        limit = max_tokens if max_tokens is not None else room
+        length = response_length(rng, max_tokens, room, ignore_eos)
+        finish = FINISH_LENGTH if length == limit else FINISH_STOP
+        return Generation(self._text.tokens(rng, length), finish)

@@ -1,0 +1,48 @@
+"""The runtime plan's frozen dataclasses: what the server and the engine execute.
+
+A plan is built once from a scenario and never changes; a runtime change builds a new one. The
+engine reads it on every request, so it holds resolved values and ready samplers, not raw keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from llmsim.plan.samplers import Sampler
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPlan:
+    """The served model: its name, the names the API answers to, and its context window."""
+
+    name: str
+    served_names: tuple[str, ...]
+    max_model_len: int
+
+    @property
+    def display_name(self) -> str:
+        """The name shown in responses for requests to the base model (the first served name)."""
+        return self.served_names[0]
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyPlan:
+    """Samplers for the request-level latencies."""
+
+    time_to_first_token: Sampler
+    inter_token_latency: Sampler
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimePlan:
+    """Everything a running server needs, resolved from one scenario."""
+
+    scenario_name: str
+    seed: int
+    host: str
+    port: int
+    model: ModelPlan
+    max_num_seqs: int
+    latency: LatencyPlan
+    response_mode: Literal["random", "echo"]

@@ -1,0 +1,110 @@
+"""The scenario model: the one source of truth for every key, default and validation rule.
+
+Leaf keys keep the upstream simulator's kebab-case names; sections group them. Defaults are the
+upstream defaults. The JSON schema, ``llmsim validate`` and the docs are derived from here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+
+from llmsim.scenario.base import Section
+from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
+from llmsim.scenario.units import Duration, format_duration
+
+DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class ModelSection(Section):
+    """The served model."""
+
+    name: str = Field(default=DEFAULT_MODEL_NAME, min_length=1, description="upstream `model`")
+    served_model_name: Annotated[
+        list[Annotated[str, Field(min_length=1)]] | None,
+        BeforeValidator(_one_or_many),
+    ] = Field(
+        default=None,
+        min_length=1,
+        description="Names the API answers to; the first is shown in responses. Default: name.",
+    )
+    max_model_len: int = Field(default=1024, ge=1, description="Context window in tokens.")
+
+    @property
+    def served_names(self) -> list[str]:
+        """The names the API answers to, in order; the first one is displayed."""
+        return self.served_model_name or [self.name]
+
+
+class ServerSection(Section):
+    """Where the server listens."""
+
+    host: str = Field(default="0.0.0.0", min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class EngineSection(Section):
+    """The simulated engine's capacity."""
+
+    max_num_seqs: int = Field(default=5, ge=1, description="Requests running at once.")
+
+
+def check_std_dev(std_dev: float, info: ValidationInfo) -> float:
+    """Upstream's rule for ``<base>-std-dev``: only beside a duration, at most 30% of it."""
+    assert info.field_name is not None
+    base_key = info.field_name.removesuffix("_std_dev")
+    if std_dev == 0 or base_key not in info.data:
+        return std_dev
+    base = info.data[base_key]
+    name = base_key.replace("_", "-")
+    if not isinstance(base, float):
+        raise ValueError(f"{name}-std-dev applies to a duration; put the spread in the distribution")
+    if std_dev > UPSTREAM_MAX_STD_DEV_SHARE * base + 1e-12:
+        raise ValueError(f"must be at most 30% of {name} ({format_duration(base)})")
+    return std_dev
+
+
+class LatencySection(Section):
+    """How long things take. Each latency key takes a duration or a distribution."""
+
+    time_to_first_token: LatencyValue = Field(default=0.0, description="Time to first token.")
+    time_to_first_token_std_dev: Duration = Field(
+        default=0.0, description="Normal jitter of a constant TTFT; at most 30% of it."
+    )
+    inter_token_latency: LatencyValue = Field(default=0.0, description="Time between tokens.")
+    inter_token_latency_std_dev: Duration = Field(
+        default=0.0, description="Normal jitter of a constant ITL; at most 30% of it."
+    )
+
+    _check_std_devs = field_validator(
+        "time_to_first_token_std_dev", "inter_token_latency_std_dev"
+    )(check_std_dev)
+
+
+class ResponsesSection(Section):
+    """Where response text comes from."""
+
+    mode: Literal["random", "echo"] = Field(
+        default="random", description="random: built-in text; echo: repeat the prompt."
+    )
+
+
+class Scenario(Section):
+    """A whole simulated deployment."""
+
+    version: Literal[1] = Field(description="The scenario format version.")
+    name: str = Field(default="unnamed", description="A short name, shown in logs.")
+    description: str = ""
+    seed: int | None = Field(
+        default=None, description="Seed of all random choices; default: the start time in ns."
+    )
+    model: ModelSection = ModelSection()
+    server: ServerSection = ServerSection()
+    engine: EngineSection = EngineSection()
+    latency: LatencySection = LatencySection()
+    responses: ResponsesSection = ResponsesSection()

@@ -1,0 +1,1 @@
+"""The HTTP layer: FastAPI application, lean generation routes, protocol models, errors."""

@@ -1,0 +1,109 @@
+"""The ASGI application: FastAPI for everything, lean routes for the generation endpoints.
+
+FastAPI serves health, models, error handling and the OpenAPI document. The generation endpoints
+are dispatched before FastAPI by an exact path lookup to ``GenerationRoute`` apps, which parse
+bodies once and write pre-encoded frames straight to ASGI ``send``: FastAPI's per-request
+machinery would cost more than the simulation itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from llmsim import __version__
+from llmsim.engine.engine import Engine
+from llmsim.errors import MethodNotAllowed
+from llmsim.plan.plan import RuntimePlan
+from llmsim.server.chat import ChatEndpoint
+from llmsim.server.completions import CompletionsEndpoint
+from llmsim.server.connection import Receive, Scope, Send
+from llmsim.server.errors import body_for, error_body
+from llmsim.server.generation import Endpoint, GenerationRoute
+
+MB = 1024 * 1024
+DEFAULT_MAX_BODY_MB = 4
+
+
+class LlmsimApp:
+    """Routes generation endpoints to lean ASGI apps and everything else to FastAPI."""
+
+    def __init__(self, api: FastAPI, lean_routes: dict[str, GenerationRoute], engine: Engine):
+        self.api = api
+        self.lean_routes = lean_routes
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self.lean_routes.get(scope["path"])
+            if route is not None:
+                if scope["method"] == "POST":
+                    await route(scope, receive, send)
+                    return
+                error = MethodNotAllowed("Method Not Allowed")
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": error.status,
+                        "headers": [(b"content-type", b"application/json"), (b"allow", b"POST")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body_for(error)})
+                return
+        await self.api(scope, receive, send)
+
+
+def create_app(plan: RuntimePlan) -> LlmsimApp:
+    """The application serving ``plan``."""
+    engine = Engine(plan)
+    api = FastAPI(title="llmsim", version=__version__, docs_url="/docs", redoc_url=None)
+    endpoints: list[Endpoint] = [ChatEndpoint(), CompletionsEndpoint()]
+    lean = {e.path: GenerationRoute(e, engine, DEFAULT_MAX_BODY_MB * MB) for e in endpoints}
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return Response(
+            error_body(exc.status_code, str(exc.detail)),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=exc.headers,
+        )
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return Response(error_body(400, str(exc.errors())), 400, media_type="application/json")
+
+    @api.get("/health")
+    async def health() -> Response:
+        """Liveness: 200 with an empty body while the process serves."""
+        return Response(status_code=200)
+
+    @api.get("/health/ready")
+    async def ready() -> Response:
+        """Readiness: 200 once the server can take requests."""
+        return Response(status_code=200)
+
+    @api.get("/v1/models")
+    async def models() -> JSONResponse:
+        """The served model names (API-MODELS-1)."""
+        current = engine.plan
+        created = int(time.time())
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "vllm",
+                "root": current.model.name,
+                "parent": None,
+                "max_model_len": current.model.max_model_len,
+            }
+            for name in current.model.served_names
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    return LlmsimApp(api, lean, engine)

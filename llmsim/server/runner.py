@@ -1,0 +1,44 @@
+"""Running the application under uvicorn (uvloop + httptools, access log off)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import uvicorn
+
+from llmsim.plan.plan import RuntimePlan
+from llmsim.server.app import create_app
+
+log = logging.getLogger("llmsim")
+
+
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        await super().startup(sockets)  # type: ignore[arg-type]
+        # Start-up objects live for the whole run: keep them out of every GC pass.
+        gc.freeze()
+
+
+def serve(plan: RuntimePlan, access_log: bool = False, log_level: str = "info") -> None:
+    """Serve ``plan`` until interrupted."""
+    app = create_app(plan)
+    config = uvicorn.Config(
+        app,
+        host=plan.host,
+        port=plan.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level=log_level,
+        lifespan="off",
+        timeout_graceful_shutdown=30,
+    )
+    log.info(
+        "llmsim serving scenario %r (model %s) on %s:%d",
+        plan.scenario_name,
+        plan.model.name,
+        plan.host,
+        plan.port,
+    )
+    _Server(config).run()
