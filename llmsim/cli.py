@@ -78,7 +78,9 @@ def run(
     for key, value in (("server.port", port), ("server.host", host), ("model.name", model)):
         if value is not None:
             overrides.append(f"{key}={json.dumps(value)}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     plan = compile_scenario(_load_or_exit(scenario, overrides))
     serve(plan, access_log=access_log)
 
@@ -102,7 +104,9 @@ def validate(
         except ScenarioError as exc:
             found = exc.problems
         problems.extend(found)
-        report.append({"file": str(file), "valid": not found, "problems": [p.as_dict() for p in found]})
+        report.append(
+            {"file": str(file), "valid": not found, "problems": [p.as_dict() for p in found]}
+        )
         if format_ == "text":
             for problem in found:
                 typer.echo(str(problem))
@@ -136,7 +140,9 @@ def plan(scenario: ScenarioArg = None, set_: SetOption = None) -> None:
     from llmsim.plan.describe import describe_plan
 
     loaded = _load_or_exit(scenario, list(set_ or []))
-    typer.echo(describe_plan(compile_scenario(loaded), seed_given=loaded.seed is not None), nl=False)
+    typer.echo(
+        describe_plan(compile_scenario(loaded), seed_given=loaded.seed is not None), nl=False
+    )
 
 
 def main() -> None:

@@ -43,9 +43,7 @@ class TextSource:
         return out
 
 
-def response_length(
-    rng: random.Random, max_tokens: int | None, room: int, ignore_eos: bool
-) -> int:
+def response_length(rng: random.Random, max_tokens: int | None, room: int, ignore_eos: bool) -> int:
     """How many tokens a random response has (GEN-2).
 
     ``max_tokens`` is the request's limit (None when absent); ``room`` is what the context

@@ -37,7 +37,9 @@ def builtin_scenario_text() -> str:
 def load_scenario(path: str | Path | None, overrides: Sequence[str] = ()) -> Scenario:
     """Load and validate a scenario file (``None``: the built-in default), then apply overrides."""
     if path is None:
-        return load_scenario_text(builtin_scenario_text(), f"<builtin:{BUILTIN_DEFAULT}>", overrides)
+        return load_scenario_text(
+            builtin_scenario_text(), f"<builtin:{BUILTIN_DEFAULT}>", overrides
+        )
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -57,9 +59,8 @@ def load_scenario_text(text: str, filename: str, overrides: Sequence[str] = ()) 
         return Scenario.model_validate(data)
     except ValidationError as exc:
         locator = _TomlLocator(text) if is_toml else _YamlLocator(data)
-        problems = [
-            _problem(error, filename, locator, overridden) for error in exc.errors()
-        ]
+        problems = [_problem(error, filename, locator, overridden) for error in exc.errors()]
+        problems.sort(key=lambda p: (p.file == OVERRIDE_SOURCE, p.line, p.col))
         raise ScenarioError(problems) from None
 
 
@@ -227,7 +228,7 @@ def _unknown_key_message(key: str, section: Sequence[str]) -> str:
     if here in places:
         return f"unknown key; did you mean '{best}'?"
     elsewhere = sorted(places)[0]
-    where = f"the top level" if elsewhere == "" else f"'{elsewhere}'"
+    where = "the top level" if elsewhere == "" else f"'{elsewhere}'"
     return f"unknown key; did you mean '{best}' (a key of {where})?"
 
 

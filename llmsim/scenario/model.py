@@ -63,7 +63,9 @@ def check_std_dev(std_dev: float, info: ValidationInfo) -> float:
     base = info.data[base_key]
     name = base_key.replace("_", "-")
     if not isinstance(base, float):
-        raise ValueError(f"{name}-std-dev applies to a duration; put the spread in the distribution")
+        raise ValueError(
+            f"{name}-std-dev applies to a duration; put the spread in the distribution"
+        )
     if std_dev > UPSTREAM_MAX_STD_DEV_SHARE * base + 1e-12:
         raise ValueError(f"must be at most 30% of {name} ({format_duration(base)})")
     return std_dev
@@ -81,9 +83,9 @@ class LatencySection(Section):
         default=0.0, description="Normal jitter of a constant ITL; at most 30% of it."
     )
 
-    _check_std_devs = field_validator(
-        "time_to_first_token_std_dev", "inter_token_latency_std_dev"
-    )(check_std_dev)
+    _check_std_devs = field_validator("time_to_first_token_std_dev", "inter_token_latency_std_dev")(
+        check_std_dev
+    )
 
 
 class ResponsesSection(Section):

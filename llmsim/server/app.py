@@ -21,9 +21,9 @@ from llmsim.errors import MethodNotAllowed
 from llmsim.plan.plan import RuntimePlan
 from llmsim.server.chat import ChatEndpoint
 from llmsim.server.completions import CompletionsEndpoint
-from llmsim.server.connection import Receive, Scope, Send
+from llmsim.server.connection import ASGIApp, Receive, Scope, Send
 from llmsim.server.errors import body_for, error_body
-from llmsim.server.generation import Endpoint, GenerationRoute
+from llmsim.server.generation import GenerationRoute
 
 MB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 4
@@ -32,7 +32,7 @@ DEFAULT_MAX_BODY_MB = 4
 class LlmsimApp:
     """Routes generation endpoints to lean ASGI apps and everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI, lean_routes: dict[str, GenerationRoute], engine: Engine):
+    def __init__(self, api: FastAPI, lean_routes: dict[str, ASGIApp], engine: Engine):
         self.api = api
         self.lean_routes = lean_routes
         self.engine = engine
@@ -61,8 +61,11 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     """The application serving ``plan``."""
     engine = Engine(plan)
     api = FastAPI(title="llmsim", version=__version__, docs_url="/docs", redoc_url=None)
-    endpoints: list[Endpoint] = [ChatEndpoint(), CompletionsEndpoint()]
-    lean = {e.path: GenerationRoute(e, engine, DEFAULT_MAX_BODY_MB * MB) for e in endpoints}
+    limit = DEFAULT_MAX_BODY_MB * MB
+    lean: dict[str, ASGIApp] = {
+        ChatEndpoint.path: GenerationRoute(ChatEndpoint(), engine, limit),
+        CompletionsEndpoint.path: GenerationRoute(CompletionsEndpoint(), engine, limit),
+    }
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

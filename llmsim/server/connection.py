@@ -20,6 +20,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
@@ -51,7 +52,7 @@ class Connection:
     async def read_body(self, limit: int) -> bytes:
         """The whole request body; ``PayloadTooLarge`` beyond ``limit`` bytes."""
         message = await self._receive()
-        body = message.get("body", b"")
+        body: bytes = message.get("body", b"")
         if not message.get("more_body", False):
             if len(body) > limit:
                 raise PayloadTooLarge(_too_large(limit))

@@ -56,7 +56,9 @@ class StreamFrames:
 
     __slots__ = ("_envelope", "_finish", "_token", "first")
 
-    def __init__(self, envelope_bytes: bytes, token: ChunkTemplate, finish: ChunkTemplate, first: bytes):
+    def __init__(
+        self, envelope_bytes: bytes, token: ChunkTemplate, finish: ChunkTemplate, first: bytes
+    ):
         self._envelope = envelope_bytes
         self._token = token
         self._finish = finish

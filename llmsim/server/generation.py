@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -24,18 +24,26 @@ from llmsim.server.errors import body_for, from_validation_error
 from llmsim.server.frames import StreamFrames
 from llmsim.server.protocol import GenerationRequest
 
-IGNORE_EOS_WITHOUT_LIMIT = (
-    "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
-)
+IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
 
 
-class Endpoint(Protocol):
+RequestT = TypeVar("RequestT", bound=GenerationRequest)
+
+
+class Endpoint(Protocol[RequestT]):
     """What differs between generation endpoints."""
 
-    path: str
-    request_model: type[GenerationRequest]
+    @property
+    def path(self) -> str:
+        """The URL path served."""
+        ...
 
-    def prompt(self, request: GenerationRequest, tokenizer: SimulatedTokenizer) -> Prompt:
+    @property
+    def request_model(self) -> type[RequestT]:
+        """The request body's model."""
+        ...
+
+    def prompt(self, request: RequestT, tokenizer: SimulatedTokenizer) -> Prompt:
         """The prompt as the engine sees it."""
         ...
 
@@ -50,10 +58,10 @@ class Endpoint(Protocol):
         ...
 
 
-class GenerationRoute:
+class GenerationRoute(Generic[RequestT]):
     """An ASGI app serving one generation endpoint from the engine."""
 
-    def __init__(self, endpoint: Endpoint, engine: Engine, max_body_bytes: int):
+    def __init__(self, endpoint: Endpoint[RequestT], engine: Engine, max_body_bytes: int):
         self.endpoint = endpoint
         self.engine = engine
         self.max_body_bytes = max_body_bytes

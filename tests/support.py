@@ -1,0 +1,79 @@
+"""Starting a real llmsim server in a subprocess on a free loopback port, for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    """A simulator process and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(
+    scenario: Path | None, args: Sequence[str] = (), timeout: float = 15.0
+) -> RunningServer:
+    """Run ``llmsim run`` on a free port and wait until ``/health`` answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "llmsim", "run"]
+    if scenario is not None:
+        command.append(str(scenario))
+    command += ["--host", "127.0.0.1", "--port", str(port), *args]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    server = RunningServer(process, port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"llmsim exited with {process.returncode}:\n{error}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=0.5).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"llmsim did not answer /health within {timeout} s")
