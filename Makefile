@@ -28,9 +28,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-schema: $(STAMP) ## Regenerate schemas/scenario.schema.json from the scenario model.
-	@mkdir -p schemas
+schema: $(STAMP) ## Regenerate the JSON Schema and the reference table from the scenario model.
+	@mkdir -p schemas docs
 	$(BIN)/llmsim schema > schemas/scenario.schema.json
+	$(BIN)/llmsim schema --format markdown > docs/scenario-reference.md
 
 bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures.
 	$(BIN)/python bench/streaming_fidelity.py $(ARGS)

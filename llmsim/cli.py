@@ -118,9 +118,20 @@ def validate(
 
 
 @app.command()
-def schema() -> None:
-    """Print the scenario file's JSON Schema."""
-    typer.echo(scenario_schema_text(), nl=False)
+def schema(
+    format_: Annotated[
+        str, typer.Option("--format", help="json (JSON Schema) or markdown (reference table).")
+    ] = "json",
+) -> None:
+    """Print the scenario file's JSON Schema, or its reference table in Markdown."""
+    if format_ == "json":
+        typer.echo(scenario_schema_text(), nl=False)
+    elif format_ == "markdown":
+        from llmsim.scenario.reference import reference_markdown
+
+        typer.echo(reference_markdown(), nl=False)
+    else:
+        raise typer.BadParameter("use json or markdown", param_hint="--format")
 
 
 def scenario_schema_text() -> str:

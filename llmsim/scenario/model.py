@@ -44,8 +44,8 @@ class ModelSection(Section):
 class ServerSection(Section):
     """Where the server listens."""
 
-    host: str = Field(default="0.0.0.0", min_length=1)
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(default="0.0.0.0", min_length=1, description="Address to bind.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
 
 
 class EngineSection(Section):
@@ -101,7 +101,7 @@ class Scenario(Section):
 
     version: Literal[1] = Field(description="The scenario format version.")
     name: str = Field(default="unnamed", description="A short name, shown in logs.")
-    description: str = ""
+    description: str = Field(default="", description="What the scenario is for.")
     seed: int | None = Field(
         default=None, description="Seed of all random choices; default: the start time in ns."
     )

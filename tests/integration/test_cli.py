@@ -103,3 +103,11 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = llmsim(*command, "--help")
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+def test_committed_reference_table_matches_the_model() -> None:
+    committed = (PROJECT_ROOT / "docs" / "scenario-reference.md").read_text()
+    result = llmsim("schema", "--format", "markdown")
+    assert result.returncode == 0
+    assert result.stdout == committed, "docs/scenario-reference.md is stale: run `make schema`"
+    assert "| `latency.time-to-first-token` | duration or distribution | `0s` |" in committed
