@@ -15,6 +15,7 @@ from llmsim.errors import BadRequest
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
+FINISH_REMOTE_DECODE = "remote_decode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +24,12 @@ class Prompt:
 
     tokens: int
     """Prompt tokens as counted for usage and the context window."""
+    text: str
+    """The prompt as tokenized (the rendered conversation, the prompt, or its ids)."""
     echo_text: str
     """What echo mode answers (the last message's text, or the prompt)."""
+    echo_tokens: tuple[str, ...] | None = None
+    """Echo mode's tokens when they are not the split of ``echo_text`` (token-id prompts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +63,24 @@ class Generator:
         self._max_model_len = max_model_len
 
     def generate(
-        self, rng: random.Random, prompt: Prompt, max_tokens: int | None, ignore_eos: bool
+        self,
+        rng: random.Random,
+        prompt: Prompt,
+        max_tokens: int | None,
+        ignore_eos: bool,
+        min_tokens: int = 0,
     ) -> Generation:
-        """The answer to ``prompt`` under the request's ``max_tokens`` and ``ignore_eos``."""
+        """The answer to ``prompt`` under the request's ``max_tokens``, ``ignore_eos`` and
+        ``min_tokens`` (vLLM's floor on the length before an end of sequence may come)."""
         if self._mode == "echo":
-            tokens = self._tokenizer.split(prompt.echo_text)
+            if prompt.echo_tokens is not None:
+                tokens = list(prompt.echo_tokens)
+            else:
+                tokens = self._tokenizer.split(prompt.echo_text)
             reached = max_tokens is not None and len(tokens) >= max_tokens
             return Generation(tokens, FINISH_LENGTH if reached else FINISH_STOP)
         room = self._max_model_len - prompt.tokens
         limit = max_tokens if max_tokens is not None else room
-        length = response_length(rng, max_tokens, room, ignore_eos)
+        length = max(response_length(rng, max_tokens, room, ignore_eos), min(min_tokens, limit))
         finish = FINISH_LENGTH if length == limit else FINISH_STOP
         return Generation(self._text.tokens(rng, length), finish)

@@ -1,10 +1,11 @@
 """Running slots and the FIFO waiting queue of one engine (upstream's per-request mode).
 
 At most ``max_running`` requests run; others wait in arrival order, at most ``max_waiting`` of
-them (SCHED-1, SCHED-3). A freed slot is handed straight to the first waiter, so no newcomer can
-overtake the queue. A waiter that is cancelled (its client went away) leaves the queue at once;
-one cancelled just after being handed a slot passes the slot on. Nothing here sleeps or knows
-about time.
+them (SCHED-1, SCHED-3). ``reserve`` is synchronous: it grants a slot at once, or places the
+request in the queue, or raises ``QueueFull`` — so a request made of several choices is placed
+(or rejected) whole before any of it starts. A freed slot is handed straight to the first
+waiter, so no newcomer overtakes the queue. A ticket given back while waiting leaves the queue at
+once; one given back after being granted frees its slot. Nothing here sleeps or knows the time.
 """
 
 from __future__ import annotations
@@ -16,50 +17,82 @@ from llmsim.errors import QueueFull
 
 QUEUE_FULL_MESSAGE = "Failed to enqueue request, waiting requests queue is full"
 
+_WAITING, _GRANTED, _RETURNED = 0, 1, 2
+
+
+class Ticket:
+    """One request's claim on a running slot: granted, waiting, or given back."""
+
+    __slots__ = ("_future", "_scheduler", "_state")
+
+    def __init__(self, scheduler: Scheduler, granted: bool):
+        self._scheduler = scheduler
+        self._state = _GRANTED if granted else _WAITING
+        self._future: asyncio.Future[None] | None = None
+
+    @property
+    def granted(self) -> bool:
+        """Whether the ticket holds a running slot."""
+        return self._state == _GRANTED
+
+    async def wait(self) -> None:
+        """Return once the ticket holds a running slot."""
+        if self._state == _WAITING:
+            if self._future is None:
+                self._future = asyncio.get_running_loop().create_future()
+            await self._future
+
+    def give_back(self) -> None:
+        """Free the slot, or leave the queue; idempotent."""
+        if self._state == _GRANTED:
+            self._state = _RETURNED
+            self._scheduler.release()
+        elif self._state == _WAITING:
+            self._state = _RETURNED
+            self._scheduler.withdraw(self)
+
+    def _grant(self) -> None:
+        self._state = _GRANTED
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
 
 class Scheduler:
-    """Admission control: ``acquire`` a running slot, ``release`` it when the request ends."""
+    """Admission control for one engine's running slots."""
 
     def __init__(self, max_running: int, max_waiting: int):
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.running = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._queue: deque[Ticket] = deque()
 
     @property
     def waiting(self) -> int:
         """Requests waiting for a slot."""
-        return len(self._waiters)
+        return len(self._queue)
 
-    def try_acquire(self) -> bool:
-        """Take a slot at once if one is free and nobody waits; never blocks."""
-        if self.running < self.max_running and not self._waiters:
+    def would_wait(self) -> bool:
+        """Whether a request arriving now would wait (or be rejected)."""
+        return self.running >= self.max_running or bool(self._queue)
+
+    def reserve(self) -> Ticket:
+        """A slot now, or a place in the queue; ``QueueFull`` when the queue is full."""
+        if not self.would_wait():
             self.running += 1
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        """Take a running slot, waiting in FIFO order; ``QueueFull`` when the queue is full."""
-        if self.try_acquire():
-            return
-        if len(self._waiters) >= self.max_waiting:
+            return Ticket(self, granted=True)
+        if len(self._queue) >= self.max_waiting:
             raise QueueFull(QUEUE_FULL_MESSAGE)
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
-            raise
+        ticket = Ticket(self, granted=False)
+        self._queue.append(ticket)
+        return ticket
 
     def release(self) -> None:
-        """Give the slot back: to the first live waiter, else to the pool."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.running -= 1
+        """A running request ended: its slot goes to the first waiter, else back to the pool."""
+        if self._queue:
+            self._queue.popleft()._grant()
+        else:
+            self.running -= 1
+
+    def withdraw(self, ticket: Ticket) -> None:
+        """A waiting request left before it got a slot."""
+        self._queue.remove(ticket)

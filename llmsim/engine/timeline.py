@@ -1,37 +1,53 @@
 """Absolute token deadlines for one request (upstream's per-request latency model).
 
-The first token is due at admission + a sampled TTFT; token i+1 at token i's deadline + a sampled
-ITL. Deadlines are absolute times on the engine's clock and are chained from the previous
-*deadline*, never from when a writer woke up, so lateness never accumulates. Deadlines are drawn
-lazily, one per token, from the request's own random source.
+The first token is due at admission + its TTFT; token i+1 at token i's deadline + a sampled ITL,
+scaled by the load factor read when that token's wait begins (LAT-1, LAT-3). Deadlines are
+absolute times on the engine's clock chained from the previous *deadline*, never from when a
+writer woke up, so lateness never accumulates. They are drawn lazily, one per token, from the
+request's own random source.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-from llmsim.plan.plan import LatencyPlan
 from llmsim.plan.samplers import Sampler
 
 
 class TokenTimeline:
     """Yields each token's absolute deadline, in order."""
 
-    __slots__ = ("_itl", "_next", "_rng", "_ttft")
+    __slots__ = ("_first_delay", "_itl", "_load_factor", "_next", "_rng")
 
-    def __init__(self, admitted_at: float, latency: LatencyPlan, rng: random.Random):
-        self._rng = rng
-        self._ttft: Sampler | None = latency.time_to_first_token
-        self._itl = latency.inter_token_latency
+    def __init__(
+        self,
+        admitted_at: float,
+        first_delay: float,
+        inter_token_latency: Sampler,
+        rng: random.Random,
+        load_factor: Callable[[], float] | None = None,
+    ):
         self._next = admitted_at
+        self._first_delay: float | None = first_delay
+        self._itl = inter_token_latency
+        self._rng = rng
+        self._load_factor = load_factor
+
+    @property
+    def load_sensitive(self) -> bool:
+        """Whether later deadlines depend on the load when they are drawn."""
+        return self._load_factor is not None
 
     def next_deadline(self) -> float:
         """The deadline of the next token."""
-        if self._ttft is not None:
-            self._next += self._ttft.sample(self._rng)
-            self._ttft = None
-        else:
+        if self._first_delay is not None:
+            self._next += self._first_delay
+            self._first_delay = None
+        elif self._load_factor is None:
             self._next += self._itl.sample(self._rng)
+        else:
+            self._next += self._itl.sample(self._rng, self._load_factor())
         return self._next
 
     def last_deadline(self, tokens: int) -> float:

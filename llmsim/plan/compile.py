@@ -6,7 +6,44 @@ import time
 
 from llmsim.plan.plan import LatencyPlan, ModelPlan, RuntimePlan
 from llmsim.plan.samplers import build_sampler
-from llmsim.scenario.model import Scenario
+from llmsim.scenario.model import LatencySection, Scenario
+
+
+def compile_latency(latency: LatencySection) -> LatencyPlan:
+    """Samplers for every latency key, and the calculator rules resolved (LAT-2, LAT-4)."""
+    legacy = latency.latency_calculator in (None, "")
+    per_token = latency.latency_calculator == "per-token"
+    return LatencyPlan(
+        time_to_first_token=build_sampler(
+            latency.time_to_first_token, latency.time_to_first_token_std_dev
+        ),
+        inter_token_latency=build_sampler(
+            latency.inter_token_latency, latency.inter_token_latency_std_dev
+        ),
+        per_token_prefill=per_token
+        or (legacy and _is_zero(latency.time_to_first_token, latency.time_to_first_token_std_dev)),
+        prefill_overhead=build_sampler(latency.prefill_overhead),
+        prefill_time_per_token=build_sampler(latency.prefill_time_per_token),
+        prefill_time_std_dev=latency.prefill_time_std_dev,
+        per_token_transfer=per_token
+        or (
+            legacy
+            and _is_zero(
+                latency.kv_cache_transfer_latency, latency.kv_cache_transfer_latency_std_dev
+            )
+        ),
+        kv_cache_transfer_latency=build_sampler(
+            latency.kv_cache_transfer_latency, latency.kv_cache_transfer_latency_std_dev
+        ),
+        kv_cache_transfer_time_per_token=build_sampler(latency.kv_cache_transfer_time_per_token),
+        kv_cache_transfer_time_std_dev=latency.kv_cache_transfer_time_std_dev,
+        time_factor_under_load=latency.time_factor_under_load,
+    )
+
+
+def _is_zero(value: object, std_dev: float) -> bool:
+    """Upstream's legacy test: a plain duration of 0 with no jitter."""
+    return isinstance(value, float) and value == 0 and std_dev == 0
 
 
 def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> RuntimePlan:
@@ -26,13 +63,7 @@ def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> 
             max_model_len=scenario.model.max_model_len,
         ),
         max_num_seqs=scenario.engine.max_num_seqs,
-        latency=LatencyPlan(
-            time_to_first_token=build_sampler(
-                latency.time_to_first_token, latency.time_to_first_token_std_dev
-            ),
-            inter_token_latency=build_sampler(
-                latency.inter_token_latency, latency.inter_token_latency_std_dev
-            ),
-        ),
+        max_waiting_queue_length=scenario.engine.max_waiting_queue_length,
+        latency=compile_latency(latency),
         response_mode=scenario.responses.mode,
     )

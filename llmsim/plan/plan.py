@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from llmsim.plan.samplers import Sampler
+from llmsim.plan.samplers import Constant, Sampler
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +26,26 @@ class ModelPlan:
         return self.served_names[0]
 
 
+NO_TIME = Constant(0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class LatencyPlan:
-    """Samplers for the request-level latencies."""
+    """Samplers and resolved rules for the request-level latencies (LAT-1 to LAT-4)."""
 
     time_to_first_token: Sampler
     inter_token_latency: Sampler
+    per_token_prefill: bool = False
+    """TTFT from prefill-overhead + uncached tokens x prefill-time-per-token (else constant)."""
+    prefill_overhead: Sampler = NO_TIME
+    prefill_time_per_token: Sampler = NO_TIME
+    prefill_time_std_dev: float = 0.0
+    per_token_transfer: bool = False
+    """Remote-prefill TTFT from prompt tokens x kv-cache-transfer-time-per-token."""
+    kv_cache_transfer_latency: Sampler = NO_TIME
+    kv_cache_transfer_time_per_token: Sampler = NO_TIME
+    kv_cache_transfer_time_std_dev: float = 0.0
+    time_factor_under_load: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,5 +58,6 @@ class RuntimePlan:
     port: int
     model: ModelPlan
     max_num_seqs: int
+    max_waiting_queue_length: int
     latency: LatencyPlan
     response_mode: Literal["random", "echo"]

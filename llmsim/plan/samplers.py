@@ -65,9 +65,8 @@ class UpstreamNormal:
         mean = self.mean * scale
         if self.std_dev <= 0 or mean <= 0:
             return mean
-        value = rng.gauss(mean, self.std_dev)
         low, high = UPSTREAM_CLAMP
-        return min(max(value, low * mean), high * mean)
+        return min(max(rng.gauss(mean, self.std_dev), low * mean), high * mean)
 
     def describe(self) -> str:
         return f"normal mean {_ms(self.mean)} std-dev {_ms(self.std_dev)} (clamped to ±70%)"

@@ -52,6 +52,11 @@ class EngineSection(Section):
     """The simulated engine's capacity."""
 
     max_num_seqs: int = Field(default=5, ge=1, description="Requests running at once.")
+    max_waiting_queue_length: int = Field(
+        default=1000,
+        ge=0,
+        description="Requests that may wait for a slot; more are rejected with 429. 0: no queue.",
+    )
 
 
 def check_std_dev(std_dev: float, info: ValidationInfo) -> float:
@@ -71,9 +76,33 @@ def check_std_dev(std_dev: float, info: ValidationInfo) -> float:
     return std_dev
 
 
+def check_std_dev_beside_durations(std_dev: float, info: ValidationInfo) -> float:
+    """A per-token std-dev jitters a computed time: only plain durations may feed it."""
+    if std_dev == 0:
+        return std_dev
+    bases = {
+        "prefill_time_std_dev": ("prefill_overhead", "prefill_time_per_token"),
+        "kv_cache_transfer_time_std_dev": ("kv_cache_transfer_time_per_token",),
+    }
+    assert info.field_name is not None
+    for base_key in bases[info.field_name]:
+        if base_key in info.data and not isinstance(info.data[base_key], float):
+            name = base_key.replace("_", "-")
+            raise ValueError(f"applies to durations only; {name} is a distribution")
+    return std_dev
+
+
 class LatencySection(Section):
     """How long things take. Each latency key takes a duration or a distribution."""
 
+    latency_calculator: Literal["constant", "per-token", ""] | None = Field(
+        default=None,
+        description=(
+            "How TTFT is computed: constant (time-to-first-token), per-token (prefill-overhead +"
+            " uncached prompt tokens x prefill-time-per-token); omitted: per-token when"
+            " time-to-first-token and its std-dev are both 0, else constant."
+        ),
+    )
     time_to_first_token: LatencyValue = Field(default=0.0, description="Time to first token.")
     time_to_first_token_std_dev: Duration = Field(
         default=0.0, description="Normal jitter of a constant TTFT; at most 30% of it."
@@ -82,10 +111,46 @@ class LatencySection(Section):
     inter_token_latency_std_dev: Duration = Field(
         default=0.0, description="Normal jitter of a constant ITL; at most 30% of it."
     )
-
-    _check_std_devs = field_validator("time_to_first_token_std_dev", "inter_token_latency_std_dev")(
-        check_std_dev
+    prefill_overhead: LatencyValue = Field(
+        default=0.0, description="per-token calculator: fixed part of the TTFT."
     )
+    prefill_time_per_token: LatencyValue = Field(
+        default=0.0, description="per-token calculator: TTFT per uncached prompt token."
+    )
+    prefill_time_std_dev: Duration = Field(
+        default=0.0, description="per-token calculator: normal jitter of the TTFT (clamped ±70%)."
+    )
+    kv_cache_transfer_latency: LatencyValue = Field(
+        default=0.0, description="TTFT of a request with do_remote_prefill (constant calculator)."
+    )
+    kv_cache_transfer_latency_std_dev: Duration = Field(
+        default=0.0, description="Normal jitter of kv-cache-transfer-latency; at most 30% of it."
+    )
+    kv_cache_transfer_time_per_token: LatencyValue = Field(
+        default=0.0,
+        description="TTFT per prompt token of a request with do_remote_prefill (per-token).",
+    )
+    kv_cache_transfer_time_std_dev: Duration = Field(
+        default=0.0, description="Normal jitter of the per-token KV transfer time (clamped ±70%)."
+    )
+    time_factor_under_load: float = Field(
+        default=1.0,
+        ge=1.0,
+        allow_inf_nan=False,
+        description=(
+            "TTFT and ITL multiplier when all max-num-seqs slots run; scales linearly from 1"
+            " with one running request."
+        ),
+    )
+
+    _check_std_devs = field_validator(
+        "time_to_first_token_std_dev",
+        "inter_token_latency_std_dev",
+        "kv_cache_transfer_latency_std_dev",
+    )(check_std_dev)
+    _check_unbounded_std_devs = field_validator(
+        "prefill_time_std_dev", "kv_cache_transfer_time_std_dev"
+    )(check_std_dev_beside_durations)
 
 
 class ResponsesSection(Section):

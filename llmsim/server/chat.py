@@ -1,17 +1,17 @@
-"""``POST /v1/chat/completions``: prompt rendering, response body and stream frames.
+"""``POST /v1/chat/completions``: prompt rendering, choice bodies and stream frames.
 
 The prompt is the conversation rendered as upstream's simulated chat template (TOK-4):
-``### <role>: <text>\\n`` per message. Stream shape (API-CHAT-4): a role chunk with the first
-token, one content chunk per token, a finish chunk, the usage chunk if asked, ``[DONE]``.
+``### <role>: <text>\\n`` per message. Stream shape (API-CHAT-4): per choice a role chunk with its
+first token and one content chunk per token; after every choice ends a finish chunk per choice,
+the usage chunk if asked, ``[DONE]``.
 """
 
 from __future__ import annotations
 
-import orjson
-
 from llmsim.engine.generation import Generation, Prompt
+from llmsim.engine.logprobs import chat_entry
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.server.frames import ChunkTemplate, StreamFrames, envelope, usage_object
+from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
 from llmsim.server.protocol import ChatCompletionRequest, ChatMessage
 
 PATH = "/v1/chat/completions"
@@ -33,47 +33,53 @@ class ChatEndpoint:
 
     path = PATH
     request_model = ChatCompletionRequest
+    id_prefix = "chatcmpl-"
+    object_name = "chat.completion"
+    chunk_object = "chat.completion.chunk"
 
-    def prompt(self, request: ChatCompletionRequest, tokenizer: SimulatedTokenizer) -> Prompt:
-        """Prompt tokens of the rendered conversation; echo answers the last message."""
+    def prompts(
+        self, request: ChatCompletionRequest, tokenizer: SimulatedTokenizer
+    ) -> list[Prompt]:
+        """One prompt: the rendered conversation; echo answers the last message."""
         rendered = render_conversation(request.messages)
-        return Prompt(tokenizer.count(rendered), request.messages[-1].plain_text())
+        return [Prompt(tokenizer.count(rendered), rendered, request.messages[-1].plain_text())]
 
-    def body(
-        self, request_id: str, created: int, model: str, generation: Generation, prompt: Prompt
-    ) -> bytes:
-        """The non-streamed response body (API-CHAT-2)."""
+    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
+        """One entry of a non-streamed response's ``choices`` (API-CHAT-2, API-CHAT-3)."""
         message: dict[str, object] = {"role": "assistant"}
         text = "".join(generation.tokens)
         if text:
             message["content"] = text
-        return orjson.dumps(
-            {
-                "id": f"chatcmpl-{request_id}",
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "logprobs": None,
-                        "finish_reason": generation.finish_reason,
-                    }
-                ],
-                "usage": usage_object(prompt.tokens, len(generation.tokens)),
-            }
-        )
+        logprobs = None
+        if top is not None:
+            logprobs = {"content": [chat_entry(t, p, top) for p, t in enumerate(generation.tokens)]}
+        return {
+            "index": index,
+            "message": message,
+            "logprobs": logprobs,
+            "finish_reason": generation.finish_reason,
+        }
 
-    def frames(self, request_id: str, created: int, model: str) -> StreamFrames:
-        """The stream frames of one response."""
-        head = envelope(f"chatcmpl-{request_id}", "chat.completion.chunk", created, model)
-        choice = head + b',"choices":[{"index":0,"delta":'
-        end = b',"logprobs":null,"finish_reason":'
-        role = b'{"role":"assistant","content":""}' + end + b'null}],"usage":null}'
-        return StreamFrames(
-            head,
-            token=ChunkTemplate(choice + b'{"content":', b"}" + end + b'null}],"usage":null}'),
-            finish=ChunkTemplate(choice + b"{}" + end, b'}],"usage":null}'),
-            first=ChunkTemplate(choice, b"").fill_raw(role),
+    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
+        """The stream frames of one choice."""
+        choice = envelope + b',"choices":[{"index":%d,"delta":' % index
+        end = b',"finish_reason":null}],"usage":null}'
+        logprobs: LogprobsBuilder | None = None
+        if top is not None:
+
+            def logprobs(text: str, position: int, offset: int) -> object:
+                return {"content": [chat_entry(text, position, top)]}
+
+        return ChoiceFrames(
+            head=choice + b'{"content":',
+            middle=b'},"logprobs":',
+            tail=end,
+            finish_head=choice + b'{},"logprobs":null,"finish_reason":',
+            finish_tail=b'}],"usage":null}',
+            first=b"data: "
+            + choice
+            + b'{"role":"assistant","content":""},"logprobs":null'
+            + end
+            + b"\n\n",
+            logprobs=logprobs,
         )

@@ -1,19 +1,27 @@
-"""``POST /v1/completions``: prompt, response body and stream frames (API-CMPL-*).
+"""``POST /v1/completions``: prompts, choice bodies and stream frames (API-CMPL-*).
 
-Stream shape: one chunk per token with its ``text``, no role chunk; a finish chunk with empty
-text; the usage chunk if asked; ``[DONE]``.
+Each prompt of the request is a sub-request with ``n`` choices, choice index ``p x n + j``. A
+token-id prompt counts its ids as its tokens and echoes as the ids joined by commas. Stream shape:
+one chunk per token with its ``text`` (no role chunk); after every choice ends a finish chunk per
+choice with empty text, the usage chunk if asked, ``[DONE]``.
 """
 
 from __future__ import annotations
 
-import orjson
-
 from llmsim.engine.generation import Generation, Prompt
+from llmsim.engine.logprobs import completion_logprobs
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.server.frames import ChunkTemplate, StreamFrames, envelope, usage_object
+from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
 from llmsim.server.protocol import CompletionRequest
 
 PATH = "/v1/completions"
+
+
+def token_id_prompt(ids: list[int]) -> Prompt:
+    """A prompt given as token ids: no tokenization; echo is the ids joined by commas."""
+    echo = tuple([str(ids[0])] + [f",{i}" for i in ids[1:]])
+    text = "".join(echo)
+    return Prompt(len(ids), text, text, echo)
 
 
 class CompletionsEndpoint:
@@ -21,43 +29,44 @@ class CompletionsEndpoint:
 
     path = PATH
     request_model = CompletionRequest
+    id_prefix = "cmpl-"
+    object_name = "text_completion"
+    chunk_object = "text_completion"
 
-    def prompt(self, request: CompletionRequest, tokenizer: SimulatedTokenizer) -> Prompt:
-        """Prompt tokens of the prompt text; echo answers the prompt."""
-        text = request.prompt_text()
-        return Prompt(tokenizer.count(text), text)
+    def prompts(self, request: CompletionRequest, tokenizer: SimulatedTokenizer) -> list[Prompt]:
+        """One prompt per entry of ``prompt``."""
+        return [
+            Prompt(tokenizer.count(item), item, item)
+            if isinstance(item, str)
+            else token_id_prompt(item)
+            for item in request.prompt_list()
+        ]
 
-    def body(
-        self, request_id: str, created: int, model: str, generation: Generation, prompt: Prompt
-    ) -> bytes:
-        """The non-streamed response body (API-CMPL-2)."""
-        return orjson.dumps(
-            {
-                "id": f"cmpl-{request_id}",
-                "object": "text_completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "text": "".join(generation.tokens),
-                        "logprobs": None,
-                        "finish_reason": generation.finish_reason,
-                    }
-                ],
-                "usage": usage_object(prompt.tokens, len(generation.tokens)),
-            }
-        )
+    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
+        """One entry of a non-streamed response's ``choices`` (API-CMPL-2)."""
+        tokens = generation.tokens
+        return {
+            "index": index,
+            "text": "".join(tokens),
+            "logprobs": completion_logprobs(tokens, top) if top is not None else None,
+            "finish_reason": generation.finish_reason,
+        }
 
-    def frames(self, request_id: str, created: int, model: str) -> StreamFrames:
-        """The stream frames of one response."""
-        head = envelope(f"cmpl-{request_id}", "text_completion", created, model)
-        choice = head + b',"choices":[{"index":0,"text":'
-        return StreamFrames(
-            head,
-            token=ChunkTemplate(choice, b',"logprobs":null,"finish_reason":null}],"usage":null}'),
-            finish=ChunkTemplate(
-                choice + b'"","logprobs":null,"finish_reason":', b'}],"usage":null}'
-            ),
+    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
+        """The stream frames of one choice."""
+        choice = envelope + b',"choices":[{"index":%d,"text":' % index
+        logprobs: LogprobsBuilder | None = None
+        if top is not None:
+
+            def logprobs(text: str, position: int, offset: int) -> object:
+                return completion_logprobs([text], top, position, offset)
+
+        return ChoiceFrames(
+            head=choice,
+            middle=b',"logprobs":',
+            tail=b',"finish_reason":null}],"usage":null}',
+            finish_head=choice + b'"","logprobs":null,"finish_reason":',
+            finish_tail=b'}],"usage":null}',
             first=b"",
+            logprobs=logprobs,
         )

@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
+
 from llmsim.errors import PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
@@ -105,6 +107,10 @@ class Connection:
         self._started = True
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def respond_json(self, status: int, body: object) -> None:
+        """Send a complete JSON response."""
+        await self.respond(status, orjson.dumps(body))
 
     async def write(self, frame: bytes) -> None:
         """Send part of a stream, starting the response on the first call."""

@@ -1,15 +1,20 @@
 """Pre-encoded pieces of response bodies and stream frames.
 
-A streamed chunk differs from its neighbours only in one JSON value (the token text), so each
-response builds the bytes around that value once and every token costs one ``orjson.dumps`` of
-its text and one join.
+A streamed chunk differs from its neighbours only in one or two JSON values (the token text and,
+when asked for, its logprobs), so each choice builds the bytes around them once and every token
+costs one ``orjson.dumps`` of its text and one join.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+
+LogprobsBuilder = Callable[[str, int, int], object]
+"""(token text, position, character offset) -> the chunk's ``logprobs`` value."""
 
 
 def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, object]:
@@ -20,24 +25,6 @@ def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, object
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0},
     }
-
-
-class ChunkTemplate:
-    """An SSE ``data:`` frame with one slot for a JSON value: ``head + value + tail``."""
-
-    __slots__ = ("_head", "_tail")
-
-    def __init__(self, head: bytes, tail: bytes):
-        self._head = b"data: " + head
-        self._tail = tail + b"\n\n"
-
-    def fill(self, value: object) -> bytes:
-        """The frame with ``value`` (JSON-encoded) in its slot."""
-        return b"".join((self._head, orjson.dumps(value), self._tail))
-
-    def fill_raw(self, encoded: bytes) -> bytes:
-        """The frame with already-encoded JSON in its slot."""
-        return b"".join((self._head, encoded, self._tail))
 
 
 def envelope(request_id: str, obj: str, created: int, model: str) -> bytes:
@@ -51,28 +38,43 @@ def usage_frame(envelope_bytes: bytes, prompt_tokens: int, completion_tokens: in
     return b"".join((b"data: ", envelope_bytes, b',"choices":[],"usage":', usage, b"}\n\n"))
 
 
-class StreamFrames:
-    """The pre-encoded frames of one streamed response (one choice)."""
+class ChoiceFrames:
+    """The pre-encoded frames of one streamed choice.
 
-    __slots__ = ("_envelope", "_finish", "_token", "first")
+    A token chunk is ``head + json(text) + middle + json(logprobs) + tail``; without logprobs the
+    middle and tail are joined and the logprobs value is ``null``.
+    """
+
+    __slots__ = ("_finish_head", "_finish_tail", "_head", "_logprobs", "_middle", "_tail", "first")
 
     def __init__(
-        self, envelope_bytes: bytes, token: ChunkTemplate, finish: ChunkTemplate, first: bytes
+        self,
+        head: bytes,
+        middle: bytes,
+        tail: bytes,
+        finish_head: bytes,
+        finish_tail: bytes,
+        first: bytes,
+        logprobs: LogprobsBuilder | None,
     ):
-        self._envelope = envelope_bytes
-        self._token = token
-        self._finish = finish
+        self._head = b"data: " + head
+        self._logprobs = logprobs
+        if logprobs is None:
+            self._middle, self._tail = middle + b"null" + tail + b"\n\n", b""
+        else:
+            self._middle, self._tail = middle, tail + b"\n\n"
+        self._finish_head = b"data: " + finish_head
+        self._finish_tail = finish_tail + b"\n\n"
         self.first = first
         """Frames sent just before the first token (chat's role chunk; empty for completions)."""
 
-    def token(self, text: str) -> bytes:
-        """The chunk carrying one token's text."""
-        return self._token.fill(text)
+    def token(self, text: str, position: int, offset: int) -> bytes:
+        """The chunk carrying one token (``position`` and character ``offset`` in the answer)."""
+        if self._logprobs is None:
+            return b"".join((self._head, orjson.dumps(text), self._middle))
+        logprobs = orjson.dumps(self._logprobs(text, position, offset))
+        return b"".join((self._head, orjson.dumps(text), self._middle, logprobs, self._tail))
 
-    def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
-        """The finish chunk, the usage chunk when ``usage`` (prompt, completion) is given, and
-        ``[DONE]``."""
-        frames = self._finish.fill(finish_reason)
-        if usage is not None:
-            frames += usage_frame(self._envelope, *usage)
-        return frames + DONE
+    def finish(self, reason: str) -> bytes:
+        """The chunk that ends the choice with its finish reason."""
+        return b"".join((self._finish_head, orjson.dumps(reason), self._finish_tail))

@@ -1,31 +1,51 @@
 """The lean route shared by the generation endpoints: parse, check, admit, time, write.
 
 Order as upstream (PIPE-2): body parse (400), model check (404), request checks (400), context
-window (400), admission (429 when the queue is full), then the answer on the request's token
-deadlines. A stream's status line goes out with its first token, so every error before that
-keeps its real status; nothing can fail after it. A client that goes away cancels the request,
-which frees its queue place or running slot at once.
+window (400), admission of every choice (429 when the queue is full), then the answer on each
+choice's token deadlines. ``n`` copies and completion prompt lists fan out (PIPE-4): every choice
+has its own slot, timeline and text. A stream's status line goes out with its first token, so
+every error keeps its real status; nothing can fail after it. A client that goes away cancels
+the request, which frees its queue places and running slots at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
 from llmsim.engine.engine import Engine, RequestState
-from llmsim.engine.generation import Generation, Prompt, check_context_window
+from llmsim.engine.generation import (
+    FINISH_REMOTE_DECODE,
+    Generation,
+    Prompt,
+    check_context_window,
+)
+from llmsim.engine.scheduler import Ticket
 from llmsim.engine.tokenizer import SimulatedTokenizer
 from llmsim.errors import BadRequest, LlmsimError, NotFound
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
 from llmsim.server.errors import body_for, from_validation_error
-from llmsim.server.frames import StreamFrames
+from llmsim.server.frames import DONE, ChoiceFrames, envelope, usage_frame, usage_object
 from llmsim.server.protocol import GenerationRequest
 
 IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
-
+PREFILL_STREAMING = "Prefill does not support streaming"
+REMOTE_DECODE_PARAMS = {
+    "do_remote_decode": False,
+    "do_remote_prefill": True,
+    "remote_engine_id": "DUMMY_ID",
+    "remote_block_ids": ["DUMMY_ID"],
+    "remote_host": "DUMMY",
+    "remote_port": 1234,
+    "tp_size": 1,
+}
+"""What a prefill instance answers in ``kv_transfer_params`` for its decode peer (API-PD-2)."""
 
 RequestT = TypeVar("RequestT", bound=GenerationRequest)
 
@@ -43,19 +63,43 @@ class Endpoint(Protocol[RequestT]):
         """The request body's model."""
         ...
 
-    def prompt(self, request: RequestT, tokenizer: SimulatedTokenizer) -> Prompt:
-        """The prompt as the engine sees it."""
+    @property
+    def id_prefix(self) -> str:
+        """The response id's prefix (``chatcmpl-``, ``cmpl-``)."""
         ...
 
-    def body(
-        self, request_id: str, created: int, model: str, generation: Generation, prompt: Prompt
-    ) -> bytes:
-        """The non-streamed response body."""
+    @property
+    def object_name(self) -> str:
+        """The ``object`` of a non-streamed response."""
         ...
 
-    def frames(self, request_id: str, created: int, model: str) -> StreamFrames:
-        """The stream frames of one response."""
+    @property
+    def chunk_object(self) -> str:
+        """The ``object`` of a streamed chunk."""
         ...
+
+    def prompts(self, request: RequestT, tokenizer: SimulatedTokenizer) -> list[Prompt]:
+        """The request's prompts as the engine sees them, one per sub-request."""
+        ...
+
+    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
+        """One entry of a non-streamed response's ``choices``."""
+        ...
+
+    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
+        """The stream frames of one choice."""
+        ...
+
+
+@dataclass(slots=True)
+class Choice:
+    """One choice of a response: its prompt, answer, random source and slot."""
+
+    index: int
+    prompt: Prompt
+    rng: random.Random
+    generation: Generation
+    ticket: Ticket
 
 
 class GenerationRoute(Generic[RequestT]):
@@ -92,57 +136,151 @@ class GenerationRoute(Generic[RequestT]):
         plan = engine.plan
         if request.model not in plan.model.served_names:
             raise NotFound(f"The model `{request.model}` does not exist.")
-        if request.choices != 1:
-            raise BadRequest("n > 1 is not supported yet", param="n")
+        copies = request.choices
         limit = request.output_limit()
+        min_tokens = request.min_output(limit)
         if request.ignore_eos and limit is None:
             raise BadRequest(IGNORE_EOS_WITHOUT_LIMIT, param="ignore_eos")
-        prompt = self.endpoint.prompt(request, engine.tokenizer)
-        check_context_window(prompt.tokens, limit, plan.model.max_model_len)
-        state = engine.start()
-        generation = engine.generate(state, prompt, limit, bool(request.ignore_eos))
-        if engine.would_wait():
-            conn.watch()
-        if request.stream:
-            usage = (prompt.tokens, len(generation.tokens)) if request.include_usage else None
-            await self._stream(conn, state, generation, usage)
-        else:
-            await self._complete(conn, state, generation, prompt)
+        if request.remote_decode and request.stream:
+            raise BadRequest(PREFILL_STREAMING, param="stream")
+        top = request.logprobs_k()
+        prompts = self.endpoint.prompts(request, engine.tokenizer)
+        for prompt in prompts:
+            check_context_window(prompt.tokens, limit, plan.model.max_model_len)
+        state = engine.start(request.seed, prompts[0].text if request.seed is not None else "")
+        ignore_eos = bool(request.ignore_eos)
+        single = len(prompts) * copies == 1
+        plans: list[tuple[int, Prompt, random.Random, Generation]] = []
+        for p, prompt in enumerate(prompts):
+            for j in range(copies):
+                rng = state.rng if single else random.Random(state.rng.getrandbits(64))
+                generation = engine.generate(rng, prompt, limit, ignore_eos, min_tokens)
+                if request.remote_decode:
+                    generation = Generation(generation.tokens, FINISH_REMOTE_DECODE)
+                plans.append((p * copies + j, prompt, rng, generation))
+        tickets = engine.reserve(len(plans))
+        try:
+            choices = [
+                Choice(index, prompt, rng, generation, ticket)
+                for (index, prompt, rng, generation), ticket in zip(plans, tickets, strict=True)
+            ]
+            if not all(ticket.granted for ticket in tickets):
+                conn.watch()
+            usage = (sum(p.tokens for p in prompts), sum(len(c.generation.tokens) for c in choices))
+            if request.stream:
+                include = usage if request.include_usage else None
+                await self._stream(conn, state, choices, top, include, request.remote_prefill)
+            else:
+                await self._complete(conn, state, choices, top, usage, request)
+        finally:
+            for ticket in tickets:
+                ticket.give_back()
 
     async def _complete(
-        self, conn: Connection, state: RequestState, generation: Generation, prompt: Prompt
+        self,
+        conn: Connection,
+        state: RequestState,
+        choices: list[Choice],
+        top: int | None,
+        usage: tuple[int, int],
+        request: GenerationRequest,
     ) -> None:
-        async with self.engine.admission(state) as timeline:
-            await conn.sleep_until(timeline.last_deadline(max(len(generation.tokens), 1)))
-        body = self.endpoint.body(
-            state.request_id, int(time.time()), state.plan.model.display_name, generation, prompt
-        )
-        await conn.respond(200, body)
+        remote_prefill = request.remote_prefill
+        await _each(self._wait_for_last_token(conn, state, c, remote_prefill) for c in choices)
+        endpoint = self.endpoint
+        body: dict[str, object] = {
+            "id": f"{endpoint.id_prefix}{state.request_id}",
+            "object": endpoint.object_name,
+            "created": int(time.time()),
+            "model": state.plan.model.display_name,
+            "choices": [endpoint.choice_body(c.index, c.generation, top) for c in choices],
+            "usage": usage_object(*usage),
+        }
+        if request.remote_decode:
+            body["kv_transfer_params"] = REMOTE_DECODE_PARAMS
+        await conn.respond_json(200, body)
+
+    async def _wait_for_last_token(
+        self, conn: Connection, state: RequestState, choice: Choice, remote_prefill: bool
+    ) -> None:
+        engine = self.engine
+        count = max(len(choice.generation.tokens), 1)
+        async with engine.running(
+            state, choice.ticket, choice.rng, choice.prompt, remote_prefill
+        ) as timeline:
+            if timeline.load_sensitive:
+                for _ in range(count):
+                    await conn.sleep_until(timeline.next_deadline())
+            else:
+                await conn.sleep_until(timeline.last_deadline(count))
 
     async def _stream(
         self,
         conn: Connection,
         state: RequestState,
-        generation: Generation,
+        choices: list[Choice],
+        top: int | None,
         usage: tuple[int, int] | None,
+        remote_prefill: bool,
     ) -> None:
-        async with self.engine.admission(state) as timeline:
-            frames = self.endpoint.frames(
-                state.request_id, int(time.time()), state.plan.model.display_name
+        endpoint = self.endpoint
+        head = envelope(
+            f"{endpoint.id_prefix}{state.request_id}",
+            endpoint.chunk_object,
+            int(time.time()),
+            state.plan.model.display_name,
+        )
+        frames = [endpoint.choice_frames(head, c.index, top) for c in choices]
+        if len(choices) == 1:
+            last = await self._stream_choice(conn, state, choices[0], frames[0], remote_prefill)
+        else:
+            await _each(
+                self._stream_choice(conn, state, c, f, remote_prefill, hold_last=False)
+                for c, f in zip(choices, frames, strict=True)
             )
-            tail = frames.tail(generation.finish_reason, usage)
-            tokens = generation.tokens
+            last = b""
+        tail = [f.finish(c.generation.finish_reason) for c, f in zip(choices, frames, strict=True)]
+        if usage is not None:
+            tail.append(usage_frame(head, *usage))
+        tail.append(DONE)
+        await conn.end(last + b"".join(tail))
+
+    async def _stream_choice(
+        self,
+        conn: Connection,
+        state: RequestState,
+        choice: Choice,
+        frames: ChoiceFrames,
+        remote_prefill: bool,
+        hold_last: bool = True,
+    ) -> bytes:
+        """Write the choice's frames on their deadlines; the last one is returned instead of
+        written when ``hold_last``, so that it leaves with the stream's tail."""
+        tokens = choice.generation.tokens
+        async with self.engine.running(
+            state, choice.ticket, choice.rng, choice.prompt, remote_prefill
+        ) as timeline:
+            pending = frames.first + (frames.token(tokens[0], 0, 0) if tokens else b"")
+            offset = len(tokens[0]) if tokens else 0
             await conn.sleep_until(timeline.next_deadline())
-            if not tokens:
-                await conn.end(frames.first + tail)
-                return
-            if len(tokens) == 1:
-                await conn.end(frames.first + frames.token(tokens[0]) + tail)
-                return
-            await conn.write(frames.first + frames.token(tokens[0]))
-            last = len(tokens) - 1
-            for index in range(1, last):
+            for position in range(1, len(tokens)):
+                await conn.write(pending)
+                token = tokens[position]
+                pending = frames.token(token, position, offset)
+                offset += len(token)
                 await conn.sleep_until(timeline.next_deadline())
-                await conn.write(frames.token(tokens[index]))
-            await conn.sleep_until(timeline.next_deadline())
-            await conn.end(frames.token(tokens[last]) + tail)
+            if hold_last:
+                return pending
+            await conn.write(pending)
+            return b""
+
+
+async def _each(coroutines: Any) -> None:
+    """Run the coroutines concurrently; one failing cancels the others (PIPE-4)."""
+    pending: list[Coroutine[Any, Any, object]] = list(coroutines)
+    if len(pending) == 1:
+        await pending[0]
+        return
+    async with asyncio.TaskGroup() as group:
+        for coroutine in pending:
+            group.create_task(coroutine)

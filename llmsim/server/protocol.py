@@ -6,7 +6,7 @@ OpenAI and vLLM ignore them. Bodies are parsed once, straight from bytes, by pyd
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,6 +14,11 @@ from llmsim.errors import BadRequest
 
 MAX_CHOICES = 128
 """The most choices (``n``) one request may ask for; bounds the work one request can cause."""
+
+MAX_LOGPROBS = 20
+"""The most alternatives per token a request may ask for (vLLM's default ``max_logprobs``)."""
+
+MAX_TOKEN_ID = 2**32 - 1
 
 
 class _Lenient(BaseModel):
@@ -85,6 +90,13 @@ class ChatMessage(_Lenient):
         return text
 
 
+class KVTransferParams(_Lenient):
+    """``kv_transfer_params`` of prefill/decode disaggregation (API-PD-1, API-PD-2)."""
+
+    do_remote_prefill: bool | None = False
+    do_remote_decode: bool | None = False
+
+
 class GenerationRequest(_Lenient):
     """Fields shared by the generation endpoints."""
 
@@ -92,9 +104,37 @@ class GenerationRequest(_Lenient):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
+    min_tokens: int | None = None
     n: int | None = None
     ignore_eos: bool | None = False
     seed: int | None = None
+    kv_transfer_params: KVTransferParams | None = None
+
+    @property
+    def remote_prefill(self) -> bool:
+        """Whether the prompt's KV cache comes from a prefill instance (a decode request)."""
+        return bool(self.kv_transfer_params and self.kv_transfer_params.do_remote_prefill)
+
+    @property
+    def remote_decode(self) -> bool:
+        """Whether another instance decodes after this one prefills (a prefill request)."""
+        return bool(self.kv_transfer_params and self.kv_transfer_params.do_remote_decode)
+
+    def min_output(self, limit: int | None) -> int:
+        """``min_tokens``, checked as vLLM checks it: not negative, not above the limit."""
+        if self.min_tokens is None:
+            return 0
+        if self.min_tokens < 0:
+            raise BadRequest("min_tokens must be greater than or equal to 0", param="min_tokens")
+        if limit is not None and self.min_tokens > limit:
+            raise BadRequest(
+                "min_tokens must be less than or equal to max_tokens", param="min_tokens"
+            )
+        return self.min_tokens
+
+    def logprobs_k(self) -> int | None:
+        """How many alternatives per token to report; None when logprobs are not asked for."""
+        raise NotImplementedError
 
     @property
     def include_usage(self) -> bool:
@@ -127,6 +167,23 @@ class ChatCompletionRequest(GenerationRequest):
 
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = None
+    logprobs: bool | None = False
+    top_logprobs: int | None = None
+
+    def logprobs_k(self) -> int | None:
+        """``top_logprobs`` alternatives (0 by default) when ``logprobs`` is true (LP-2)."""
+        k = self.top_logprobs or 0
+        if not 0 <= k <= MAX_LOGPROBS:
+            raise BadRequest(
+                f"top_logprobs must be between 0 and {MAX_LOGPROBS}", param="top_logprobs"
+            )
+        if not self.logprobs:
+            if k:
+                raise BadRequest(
+                    "when using top_logprobs, logprobs must be set to true", param="top_logprobs"
+                )
+            return None
+        return k
 
     @field_validator("messages", mode="before")
     @classmethod
@@ -147,21 +204,40 @@ class ChatCompletionRequest(GenerationRequest):
         return super().output_limit()
 
 
+TokenIds = list[Annotated[int, Field(ge=0, le=MAX_TOKEN_ID)]]
+
+
 class CompletionRequest(GenerationRequest):
-    """``POST /v1/completions``; ``prompt`` is a string or a one-string list for now."""
+    """``POST /v1/completions``: ``prompt`` is a string, strings, token ids, or lists of ids."""
 
-    prompt: str | list[str]
+    prompt: str | list[str] | TokenIds | list[TokenIds] | None = None
+    logprobs: int | None = None
+    echo: bool | None = False
 
-    def prompt_text(self) -> str:
-        """The single prompt's text; list forms beyond one string are not served yet."""
-        if isinstance(self.prompt, str):
-            text = self.prompt
-        elif len(self.prompt) == 1:
-            text = self.prompt[0]
-        elif not self.prompt:
+    def logprobs_k(self) -> int | None:
+        """The ``logprobs`` alternatives per token (LP-3); None when absent."""
+        if self.logprobs is None:
+            return None
+        if not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise BadRequest(f"logprobs must be between 0 and {MAX_LOGPROBS}", param="logprobs")
+        return self.logprobs
+
+    def prompt_list(self) -> list[str] | list[list[int]]:
+        """The prompts, one per sub-request, checked as upstream checks them (API-CMPL-1)."""
+        if self.echo:
+            raise BadRequest("echo is not supported", param="echo")
+        prompt = self.prompt
+        if prompt is None or (isinstance(prompt, list) and not prompt):
             raise BadRequest("prompt array must contain at least one prompt", param="prompt")
+        if isinstance(prompt, str):
+            prompts: list[str] | list[list[int]] = [prompt]
+        elif isinstance(prompt[0], int):
+            prompts = [prompt]
         else:
-            raise BadRequest("only one prompt per request is supported", param="prompt")
-        if text == "":
-            raise BadRequest("prompt must not contain an empty string", param="prompt")
-        return text
+            prompts = prompt
+        for item in prompts:
+            if item == "":
+                raise BadRequest("prompt must not contain an empty string", param="prompt")
+            if item == []:
+                raise BadRequest("prompt must not contain an empty token-id array", param="prompt")
+        return prompts

@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from llmsim.engine.scheduler import QUEUE_FULL_MESSAGE, Scheduler
+from llmsim.engine.scheduler import QUEUE_FULL_MESSAGE, Scheduler, Ticket
 from llmsim.errors import QueueFull
 
 
@@ -15,19 +15,21 @@ def test_requests_beyond_the_slots_wait_in_fifo_order_SCHED_1() -> None:
         scheduler = Scheduler(max_running=2, max_waiting=10)
         order: list[int] = []
 
-        async def request(index: int) -> None:
-            await scheduler.acquire()
+        async def request(ticket: Ticket, index: int) -> None:
+            await ticket.wait()
             order.append(index)
             await asyncio.sleep(0)
-            scheduler.release()
+            ticket.give_back()
 
-        await scheduler.acquire()
-        await scheduler.acquire()
-        tasks = [asyncio.create_task(request(i)) for i in range(5)]
+        first, second = scheduler.reserve(), scheduler.reserve()
+        assert first.granted and second.granted
+        tickets = [scheduler.reserve() for _ in range(5)]
+        assert not any(t.granted for t in tickets)
+        tasks = [asyncio.create_task(request(t, i)) for i, t in enumerate(tickets)]
         await asyncio.sleep(0)
         assert scheduler.running == 2 and scheduler.waiting == 5
-        scheduler.release()
-        scheduler.release()
+        first.give_back()
+        second.give_back()
         await asyncio.gather(*tasks)
         assert scheduler.running == 0 and scheduler.waiting == 0
         return order
@@ -35,62 +37,76 @@ def test_requests_beyond_the_slots_wait_in_fifo_order_SCHED_1() -> None:
     assert run(scenario()) == [0, 1, 2, 3, 4]
 
 
-def test_full_queue_rejects_at_once_SCHED_3() -> None:
-    async def scenario() -> None:
-        scheduler = Scheduler(max_running=1, max_waiting=1)
-        await scheduler.acquire()
-        waiter = asyncio.create_task(scheduler.acquire())
-        await asyncio.sleep(0)
-        with pytest.raises(QueueFull, match=QUEUE_FULL_MESSAGE):
-            await scheduler.acquire()
-        scheduler.release()
-        await waiter
-        assert scheduler.running == 1
+def test_newcomer_does_not_overtake_the_queue() -> None:
+    scheduler = Scheduler(max_running=1, max_waiting=5)
+    running = scheduler.reserve()
+    waiting = scheduler.reserve()
+    running.give_back()
+    assert waiting.granted
+    newcomer = scheduler.reserve()
+    assert not newcomer.granted
+    assert scheduler.running == 1 and scheduler.waiting == 1
 
-    run(scenario())
+
+def test_full_queue_rejects_at_once_SCHED_3() -> None:
+    scheduler = Scheduler(max_running=1, max_waiting=1)
+    scheduler.reserve()
+    scheduler.reserve()
+    with pytest.raises(QueueFull, match=QUEUE_FULL_MESSAGE):
+        scheduler.reserve()
+    assert scheduler.running == 1 and scheduler.waiting == 1
 
 
 def test_zero_queue_length_means_no_waiting_SCHED_3() -> None:
+    scheduler = Scheduler(max_running=1, max_waiting=0)
+    scheduler.reserve()
+    with pytest.raises(QueueFull):
+        scheduler.reserve()
+
+
+def test_waiting_ticket_given_back_leaves_the_queue_at_once() -> None:
+    scheduler = Scheduler(max_running=1, max_waiting=5)
+    running = scheduler.reserve()
+    waiting = scheduler.reserve()
+    waiting.give_back()
+    waiting.give_back()
+    assert scheduler.waiting == 0
+    running.give_back()
+    assert scheduler.running == 0
+
+
+def test_cancelled_waiter_then_given_back_frees_everything() -> None:
     async def scenario() -> None:
-        scheduler = Scheduler(max_running=1, max_waiting=0)
-        await scheduler.acquire()
-        with pytest.raises(QueueFull):
-            await scheduler.acquire()
+        scheduler = Scheduler(max_running=1, max_waiting=5)
+        running = scheduler.reserve()
+        waiting = scheduler.reserve()
+        task = asyncio.create_task(waiting.wait())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        waiting.give_back()
+        running.give_back()
+        assert scheduler.running == 0 and scheduler.waiting == 0
 
     run(scenario())
 
 
-def test_cancelled_waiter_leaves_the_queue_at_once() -> None:
+def test_ticket_granted_while_its_owner_is_cancelled_passes_the_slot_on() -> None:
     async def scenario() -> None:
         scheduler = Scheduler(max_running=1, max_waiting=5)
-        await scheduler.acquire()
-        waiter = asyncio.create_task(scheduler.acquire())
+        running = scheduler.reserve()
+        first, second = scheduler.reserve(), scheduler.reserve()
+        task = asyncio.create_task(first.wait())
         await asyncio.sleep(0)
-        assert scheduler.waiting == 1
-        waiter.cancel()
+        running.give_back()
+        task.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await waiter
-        assert scheduler.waiting == 0
-        scheduler.release()
-        assert scheduler.running == 0
-
-    run(scenario())
-
-
-def test_waiter_cancelled_after_being_handed_a_slot_passes_it_on() -> None:
-    async def scenario() -> None:
-        scheduler = Scheduler(max_running=1, max_waiting=5)
-        await scheduler.acquire()
-        first = asyncio.create_task(scheduler.acquire())
-        second = asyncio.create_task(scheduler.acquire())
-        await asyncio.sleep(0)
-        scheduler.release()
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        await second
-        assert scheduler.running == 1 and scheduler.waiting == 0
-        scheduler.release()
-        assert scheduler.running == 0
+            await task
+        assert first.granted
+        first.give_back()
+        assert second.granted
+        second.give_back()
+        assert scheduler.running == 0 and scheduler.waiting == 0
 
     run(scenario())
