@@ -68,14 +68,16 @@ def test_legacy_rule_uses_per_token_when_ttft_and_std_dev_are_zero_LAT_2(
     server_factory: ServerFactory,
 ) -> None:
     legacy = server_factory(
-        "version: 1\nmodel: {name: m}\nlatency: {prefill-overhead: 50ms, prefill-time-per-token: 2ms}\n"
+        "version: 1\nmodel: {name: m}\n"
+        "latency: {prefill-overhead: 50ms, prefill-time-per-token: 2ms}\n"
     )
     assert first_token_time(
         legacy, {"model": "m", "prompt": prompt_of(50), "max_tokens": 1}
     ) == pytest.approx(0.050 + 0.100, abs=SLACK)
     constant = server_factory(
         "version: 1\nmodel: {name: m}\n"
-        "latency: {time-to-first-token: 80ms, prefill-overhead: 50ms, prefill-time-per-token: 2ms}\n"
+        "latency: {time-to-first-token: 80ms, prefill-overhead: 50ms,"
+        " prefill-time-per-token: 2ms}\n"
     )
     assert first_token_time(
         constant, {"model": "m", "prompt": prompt_of(50), "max_tokens": 1}
@@ -106,7 +108,8 @@ def test_non_stream_waits_ttft_plus_n_minus_one_itl_LAT_1_LAT_7(
     server_factory: ServerFactory,
 ) -> None:
     server = server_factory(
-        "version: 1\nmodel: {name: m}\nlatency: {time-to-first-token: 50ms, inter-token-latency: 10ms}\n"
+        "version: 1\nmodel: {name: m}\n"
+        "latency: {time-to-first-token: 50ms, inter-token-latency: 10ms}\n"
     )
     elapsed = total_time(
         server, {"model": "m", "prompt": "x", "max_tokens": 11, "ignore_eos": True}
