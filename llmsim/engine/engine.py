@@ -1,13 +1,16 @@
-"""The engine facade: one per rank, owning the scheduler, the generator and the random source.
+"""The engine facade: one per rank, owning the scheduler, the generator, the random source and
+the metrics recorder.
 
 Per request the server asks it: ``start`` (id and random source, in arrival order), ``generate``
 (a choice's answer), ``reserve`` (a running slot or queue place per choice, all or none), and
-``running`` (wait for the slot, then the choice's token timeline; the slot is freed on exit
-however the choice ends). The engine never sleeps; it only says when things are due.
+``running`` (wait for the slot, then the choice's token timeline; on exit the slot is freed and
+the outcome recorded, however the choice ended). The engine never sleeps; it only says when
+things are due.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,17 +24,31 @@ from llmsim.engine.scheduler import Scheduler, Ticket
 from llmsim.engine.timeline import TokenTimeline
 from llmsim.engine.tokenizer import SimulatedTokenizer
 from llmsim.errors import LlmsimError
+from llmsim.metrics.recorder import ChoiceTiming, MetricsRecorder
 from llmsim.plan.plan import RuntimePlan
 
 
 @dataclass(slots=True)
 class RequestState:
-    """One request's identity, random source, arrival time and the plan it sees."""
+    """One request: identity, random source, arrival, the plan it sees and its options."""
 
     request_id: str
     rng: random.Random
     arrived_at: float
     plan: RuntimePlan
+    max_tokens: int | None = None
+    remote_prefill: bool = False
+
+
+@dataclass(slots=True)
+class Choice:
+    """One choice (sub-request) of a response: its prompt, answer, random source and slot."""
+
+    index: int
+    prompt: Prompt
+    rng: random.Random
+    generation: Generation
+    ticket: Ticket
 
 
 class Engine:
@@ -42,10 +59,17 @@ class Engine:
         self.clock = clock
         self.tokenizer = SimulatedTokenizer()
         self.scheduler = Scheduler(plan.max_num_seqs, plan.max_waiting_queue_length)
+        self.metrics = MetricsRecorder(plan.model.max_model_len)
         self._random = RandomSource(plan.seed, plan.port)
         self._generator = Generator(self.tokenizer, plan.response_mode, plan.model.max_model_len)
 
-    def start(self, seed: int | None = None, prompt_text: str = "") -> RequestState:
+    def start(
+        self,
+        seed: int | None = None,
+        prompt_text: str = "",
+        max_tokens: int | None = None,
+        remote_prefill: bool = False,
+    ) -> RequestState:
         """Register an arriving request: its id, its random source, the plan it will see.
 
         With a request ``seed`` the random source depends only on the seed and the prompt, so
@@ -54,7 +78,7 @@ class Engine:
         request_id, rng = self._random.next_request()
         if seed is not None:
             rng = random.Random(f"{seed}:{prompt_text}")
-        return RequestState(request_id, rng, self.clock(), self.plan)
+        return RequestState(request_id, rng, self.clock(), self.plan, max_tokens, remote_prefill)
 
     def generate(
         self,
@@ -79,33 +103,44 @@ class Engine:
             raise
         return tickets
 
-    def load_factor(self) -> float:
-        """The current time factor under load (LAT-3)."""
-        return load_factor(self.plan.latency, self.scheduler.running, self.plan.max_num_seqs)
-
     @asynccontextmanager
-    async def running(
-        self,
-        state: RequestState,
-        ticket: Ticket,
-        rng: random.Random,
-        prompt: Prompt,
-        remote_prefill: bool = False,
-    ) -> AsyncIterator[TokenTimeline]:
-        """Wait for the ticket's slot, then yield the choice's token timeline; free the slot
-        on exit."""
+    async def running(self, state: RequestState, choice: Choice) -> AsyncIterator[TokenTimeline]:
+        """Wait for the choice's slot, then yield its token timeline; on exit free the slot and
+        record the outcome (finished, or aborted when the client went away)."""
+        plan = state.plan
+        latency = plan.latency
         try:
-            await ticket.wait()
-            latency = state.plan.latency
-            factor = self.load_factor()
-            delay = first_token_delay(latency, rng, prompt.tokens, 0, remote_prefill, factor)
+            await choice.ticket.wait()
+            admitted = self.clock()
+            running = self.scheduler.running
+            factor = load_factor(latency, running, plan.max_num_seqs)
+            delay = first_token_delay(
+                latency, choice.rng, choice.prompt.tokens, 0, state.remote_prefill, factor
+            )
             dynamic = latency.time_factor_under_load != 1.0
-            yield TokenTimeline(
-                self.clock(),
+            timeline = TokenTimeline(
+                admitted,
                 delay,
                 latency.inter_token_latency,
-                rng,
-                self.load_factor if dynamic else None,
+                choice.rng,
+                (lambda: load_factor(latency, self.scheduler.running, plan.max_num_seqs))
+                if dynamic
+                else None,
+                self.metrics.inter_token_latency.observe,
             )
+            yield timeline
+            timing = ChoiceTiming(
+                arrived=state.arrived_at,
+                admitted=admitted,
+                first_token=timeline.first,
+                finished=max(self.clock(), timeline.last),
+                tokens=len(choice.generation.tokens),
+            )
+            self.metrics.choice_finished(
+                timing, choice.prompt.tokens, state.max_tokens, choice.generation.finish_reason
+            )
+        except asyncio.CancelledError:
+            self.metrics.choice_aborted()
+            raise
         finally:
-            ticket.give_back()
+            choice.ticket.give_back()

@@ -1,7 +1,8 @@
 """Absolute token deadlines for one request (upstream's per-request latency model).
 
 The first token is due at admission + its TTFT; token i+1 at token i's deadline + a sampled ITL,
-scaled by the load factor read when that token's wait begins (LAT-1, LAT-3). Deadlines are
+scaled by the load factor read when that token's wait begins (LAT-1, LAT-3). Each ITL drawn is
+reported to an optional observer (the inter-token latency histogram). Deadlines are
 absolute times on the engine's clock chained from the previous *deadline*, never from when a
 writer woke up, so lateness never accumulates. They are drawn lazily, one per token, from the
 request's own random source.
@@ -18,7 +19,7 @@ from llmsim.plan.samplers import Sampler
 class TokenTimeline:
     """Yields each token's absolute deadline, in order."""
 
-    __slots__ = ("_first_delay", "_itl", "_load_factor", "_next", "_rng")
+    __slots__ = ("_first_delay", "_itl", "_load_factor", "_next", "_observe", "_rng", "first")
 
     def __init__(
         self,
@@ -27,8 +28,12 @@ class TokenTimeline:
         inter_token_latency: Sampler,
         rng: random.Random,
         load_factor: Callable[[], float] | None = None,
+        observe_itl: Callable[[float], None] | None = None,
     ):
         self._next = admitted_at
+        self.first = admitted_at + first_delay
+        """The first token's deadline."""
+        self._observe = observe_itl
         self._first_delay: float | None = first_delay
         self._itl = inter_token_latency
         self._rng = rng
@@ -42,12 +47,21 @@ class TokenTimeline:
     def next_deadline(self) -> float:
         """The deadline of the next token."""
         if self._first_delay is not None:
-            self._next += self._first_delay
+            self._next = self.first
             self._first_delay = None
-        elif self._load_factor is None:
-            self._next += self._itl.sample(self._rng)
+            return self._next
+        if self._load_factor is None:
+            gap = self._itl.sample(self._rng)
         else:
-            self._next += self._itl.sample(self._rng, self._load_factor())
+            gap = self._itl.sample(self._rng, self._load_factor())
+        if self._observe is not None:
+            self._observe(gap)
+        self._next += gap
+        return self._next
+
+    @property
+    def last(self) -> float:
+        """The deadline of the latest token drawn so far."""
         return self._next
 
     def last_deadline(self, tokens: int) -> float:

@@ -53,6 +53,7 @@ def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> 
     if seed is None:
         seed = default_seed if default_seed is not None else time.time_ns()
     return RuntimePlan(
+        scenario=scenario,
         scenario_name=scenario.name,
         seed=seed,
         host=scenario.server.host,
@@ -66,4 +67,6 @@ def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> 
         max_waiting_queue_length=scenario.engine.max_waiting_queue_length,
         latency=compile_latency(latency),
         response_mode=scenario.responses.mode,
+        fake_metrics=scenario.metrics.fake_metrics,
+        fake_metrics_refresh_interval=scenario.metrics.fake_metrics_refresh_interval,
     )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from llmsim.plan.samplers import Constant, Sampler
+from llmsim.scenario.fake_metrics import FakeMetrics
+from llmsim.scenario.model import Scenario
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +50,17 @@ class LatencyPlan:
     time_factor_under_load: float = 1.0
 
 
+DEFAULT_MAX_LORAS = 1
+DEFAULT_BLOCK_SIZE = 16
+DEFAULT_KV_CACHE_SIZE = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimePlan:
     """Everything a running server needs, resolved from one scenario."""
 
+    scenario: Scenario
+    """The validated scenario this plan was compiled from (for runtime changes and reports)."""
     scenario_name: str
     seed: int
     host: str
@@ -61,3 +70,8 @@ class RuntimePlan:
     max_waiting_queue_length: int
     latency: LatencyPlan
     response_mode: Literal["random", "echo"]
+    fake_metrics: FakeMetrics | None = None
+    fake_metrics_refresh_interval: float = 0.1
+    max_loras: int = DEFAULT_MAX_LORAS
+    block_size: int = DEFAULT_BLOCK_SIZE
+    kv_cache_size: int = DEFAULT_KV_CACHE_SIZE

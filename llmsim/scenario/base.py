@@ -11,12 +11,14 @@ def kebab(name: str) -> str:
 
 
 class Section(BaseModel):
-    """A scenario section: keys are the upstream kebab-case names, extras are errors."""
+    """A scenario section: keys are the upstream kebab-case names, extras are errors.
+
+    Defaults are written in seconds and are not re-parsed (a bare number in a file means ms).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=kebab,
         populate_by_name=True,
         frozen=True,
-        validate_default=True,
     )

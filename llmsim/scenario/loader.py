@@ -197,6 +197,15 @@ def _problem(
     return ScenarioProblem(filename, line, col, key, message)
 
 
+def describe_validation_errors(exc: ValidationError) -> list[str]:
+    """Each error of a scenario validation as ``key.path: message``."""
+    described = []
+    for error in exc.errors():
+        path = [part for part in error["loc"] if part not in DISTRIBUTION_TAGS]
+        described.append(f"{_key_path(path)}: {_message(error, path)}")
+    return described
+
+
 def _key_path(path: Sequence[str | int]) -> str:
     text = ""
     for part in path:

@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
+from llmsim.scenario.fake_metrics import MetricsSection
 from llmsim.scenario.units import Duration, format_duration
 
 DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -175,3 +176,4 @@ class Scenario(Section):
     engine: EngineSection = EngineSection()
     latency: LatencySection = LatencySection()
     responses: ResponsesSection = ResponsesSection()
+    metrics: MetricsSection = MetricsSection()

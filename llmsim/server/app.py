@@ -13,17 +13,19 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmsim import __version__
-from llmsim.engine.engine import Engine
-from llmsim.errors import MethodNotAllowed
+from llmsim.errors import LlmsimError, MethodNotAllowed
 from llmsim.plan.plan import RuntimePlan
+from llmsim.server.admin import FAKE_METRICS_KEY, config_view, parse_object, updated_plan
 from llmsim.server.chat import ChatEndpoint
 from llmsim.server.completions import CompletionsEndpoint
 from llmsim.server.connection import ASGIApp, Receive, Scope, Send
 from llmsim.server.errors import body_for, error_body
 from llmsim.server.generation import GenerationRoute
+from llmsim.server.simulator import Simulator
 
 MB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 4
@@ -32,10 +34,10 @@ DEFAULT_MAX_BODY_MB = 4
 class LlmsimApp:
     """Routes generation endpoints to lean ASGI apps and everything else to FastAPI."""
 
-    def __init__(self, api: FastAPI, lean_routes: dict[str, ASGIApp], engine: Engine):
+    def __init__(self, api: FastAPI, lean_routes: dict[str, ASGIApp], simulator: Simulator):
         self.api = api
         self.lean_routes = lean_routes
-        self.engine = engine
+        self.simulator = simulator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -59,7 +61,8 @@ class LlmsimApp:
 
 def create_app(plan: RuntimePlan) -> LlmsimApp:
     """The application serving ``plan``."""
-    engine = Engine(plan)
+    simulator = Simulator(plan)
+    engine = simulator.engine
     api = FastAPI(title="llmsim", version=__version__, docs_url="/docs", redoc_url=None)
     limit = DEFAULT_MAX_BODY_MB * MB
     lean: dict[str, ASGIApp] = {
@@ -76,6 +79,10 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
             headers=exc.headers,
         )
 
+    @api.exception_handler(LlmsimError)
+    async def _llmsim_error(request: Request, exc: LlmsimError) -> Response:
+        return Response(body_for(exc), status_code=exc.status, media_type="application/json")
+
     @api.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return Response(error_body(400, str(exc.errors())), 400, media_type="application/json")
@@ -89,6 +96,30 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     async def ready() -> Response:
         """Readiness: 200 once the server can take requests."""
         return Response(status_code=200)
+
+    @api.get("/metrics")
+    async def metrics() -> Response:
+        """vLLM's Prometheus metrics (or the scenario's fake ones)."""
+        return Response(simulator.metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+    @api.get("/admin/config")
+    async def get_config() -> JSONResponse:
+        """The configuration in force, with upstream's flat key names (CFG-ADMIN-1)."""
+        return JSONResponse(config_view(simulator.plan, simulator.active_phase))
+
+    @api.post("/admin/config")
+    async def post_config(request: Request) -> JSONResponse:
+        """Change failure, latency or fake-metric settings from the next request on."""
+        updates = parse_object(await request.body(), "admin config")
+        simulator.apply(updated_plan(simulator.plan, updates))
+        return JSONResponse(config_view(simulator.plan, simulator.active_phase))
+
+    @api.post("/fake_metrics", status_code=204)
+    async def post_fake_metrics(request: Request) -> Response:
+        """Deprecated: a partial fake-metrics update, as ``{"fake-metrics": …}`` in admin."""
+        partial = parse_object(await request.body(), "fake metrics")
+        simulator.apply(updated_plan(simulator.plan, {FAKE_METRICS_KEY: partial}))
+        return Response(status_code=204)
 
     @api.get("/v1/models")
     async def models() -> JSONResponse:
@@ -109,4 +140,4 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
         ]
         return JSONResponse({"object": "list", "data": data})
 
-    return LlmsimApp(api, lean, engine)
+    return LlmsimApp(api, lean, simulator)

@@ -14,19 +14,17 @@ import asyncio
 import random
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from llmsim.engine.engine import Engine, RequestState
+from llmsim.engine.engine import Choice, Engine, RequestState
 from llmsim.engine.generation import (
     FINISH_REMOTE_DECODE,
     Generation,
     Prompt,
     check_context_window,
 )
-from llmsim.engine.scheduler import Ticket
 from llmsim.engine.tokenizer import SimulatedTokenizer
 from llmsim.errors import BadRequest, LlmsimError, NotFound
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
@@ -91,17 +89,6 @@ class Endpoint(Protocol[RequestT]):
         ...
 
 
-@dataclass(slots=True)
-class Choice:
-    """One choice of a response: its prompt, answer, random source and slot."""
-
-    index: int
-    prompt: Prompt
-    rng: random.Random
-    generation: Generation
-    ticket: Ticket
-
-
 class GenerationRoute(Generic[RequestT]):
     """An ASGI app serving one generation endpoint from the engine."""
 
@@ -147,7 +134,12 @@ class GenerationRoute(Generic[RequestT]):
         prompts = self.endpoint.prompts(request, engine.tokenizer)
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
-        state = engine.start(request.seed, prompts[0].text if request.seed is not None else "")
+        state = engine.start(
+            request.seed,
+            prompts[0].text if request.seed is not None else "",
+            limit,
+            request.remote_prefill,
+        )
         ignore_eos = bool(request.ignore_eos)
         single = len(prompts) * copies == 1
         plans: list[tuple[int, Prompt, random.Random, Generation]] = []
@@ -169,7 +161,7 @@ class GenerationRoute(Generic[RequestT]):
             usage = (sum(p.tokens for p in prompts), sum(len(c.generation.tokens) for c in choices))
             if request.stream:
                 include = usage if request.include_usage else None
-                await self._stream(conn, state, choices, top, include, request.remote_prefill)
+                await self._stream(conn, state, choices, top, include)
             else:
                 await self._complete(conn, state, choices, top, usage, request)
         finally:
@@ -185,8 +177,7 @@ class GenerationRoute(Generic[RequestT]):
         usage: tuple[int, int],
         request: GenerationRequest,
     ) -> None:
-        remote_prefill = request.remote_prefill
-        await _each(self._wait_for_last_token(conn, state, c, remote_prefill) for c in choices)
+        await _each(self._wait_for_last_token(conn, state, c) for c in choices)
         endpoint = self.endpoint
         body: dict[str, object] = {
             "id": f"{endpoint.id_prefix}{state.request_id}",
@@ -201,13 +192,10 @@ class GenerationRoute(Generic[RequestT]):
         await conn.respond_json(200, body)
 
     async def _wait_for_last_token(
-        self, conn: Connection, state: RequestState, choice: Choice, remote_prefill: bool
+        self, conn: Connection, state: RequestState, choice: Choice
     ) -> None:
-        engine = self.engine
         count = max(len(choice.generation.tokens), 1)
-        async with engine.running(
-            state, choice.ticket, choice.rng, choice.prompt, remote_prefill
-        ) as timeline:
+        async with self.engine.running(state, choice) as timeline:
             if timeline.load_sensitive:
                 for _ in range(count):
                     await conn.sleep_until(timeline.next_deadline())
@@ -221,7 +209,6 @@ class GenerationRoute(Generic[RequestT]):
         choices: list[Choice],
         top: int | None,
         usage: tuple[int, int] | None,
-        remote_prefill: bool,
     ) -> None:
         endpoint = self.endpoint
         head = envelope(
@@ -232,10 +219,10 @@ class GenerationRoute(Generic[RequestT]):
         )
         frames = [endpoint.choice_frames(head, c.index, top) for c in choices]
         if len(choices) == 1:
-            last = await self._stream_choice(conn, state, choices[0], frames[0], remote_prefill)
+            last = await self._stream_choice(conn, state, choices[0], frames[0])
         else:
             await _each(
-                self._stream_choice(conn, state, c, f, remote_prefill, hold_last=False)
+                self._stream_choice(conn, state, c, f, hold_last=False)
                 for c, f in zip(choices, frames, strict=True)
             )
             last = b""
@@ -251,15 +238,12 @@ class GenerationRoute(Generic[RequestT]):
         state: RequestState,
         choice: Choice,
         frames: ChoiceFrames,
-        remote_prefill: bool,
         hold_last: bool = True,
     ) -> bytes:
         """Write the choice's frames on their deadlines; the last one is returned instead of
         written when ``hold_last``, so that it leaves with the stream's tail."""
         tokens = choice.generation.tokens
-        async with self.engine.running(
-            state, choice.ticket, choice.rng, choice.prompt, remote_prefill
-        ) as timeline:
+        async with self.engine.running(state, choice) as timeline:
             pending = frames.first + (frames.token(tokens[0], 0, 0) if tokens else b"")
             offset = len(tokens[0]) if tokens else 0
             await conn.sleep_until(timeline.next_deadline())
