@@ -111,7 +111,8 @@ def test_fake_updates_need_fake_metrics_at_start_FAKE_6(server_factory: ServerFa
 @pytest.fixture
 def adjustable(server_factory: ServerFactory) -> RunningServer:
     return server_factory(
-        "version: 1\nmodel: {name: m}\nlatency: {time-to-first-token: 300ms, inter-token-latency: 0ms}\n"
+        "version: 1\nmodel: {name: m}\n"
+        "latency: {time-to-first-token: 300ms, inter-token-latency: 0ms}\n"
     )
 
 
