@@ -90,8 +90,15 @@ def request_bytes(tokens: int) -> bytes:
 
 
 async def run_stream(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes, stream: Stream
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    payload: bytes,
+    stream: Stream,
+    start_at: float,
 ) -> None:
+    delay = start_at - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
     stream.sent = time.perf_counter()
     writer.write(payload)
     arrivals = stream.arrivals
@@ -105,7 +112,7 @@ async def run_stream(
             return
 
 
-async def measure(port: int, streams: int, tokens: int) -> tuple[list[Stream], float]:
+async def measure(port: int, streams: int, tokens: int, ramp: float) -> tuple[list[Stream], float]:
     connections = []
     for start in range(0, streams, 200):
         batch = [
@@ -117,7 +124,10 @@ async def measure(port: int, streams: int, tokens: int) -> tuple[list[Stream], f
     results = [Stream() for _ in range(streams)]
     began = time.perf_counter()
     await asyncio.gather(
-        *(run_stream(r, w, payload, s) for (r, w), s in zip(connections, results, strict=True))
+        *(
+            run_stream(r, w, payload, s, began + ramp * index / streams)
+            for index, ((r, w), s) in enumerate(zip(connections, results, strict=True))
+        )
     )
     elapsed = time.perf_counter() - began
     for _, writer in connections:
@@ -160,6 +170,13 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=100.0)
     parser.add_argument("--itl-ms", type=float, default=10.0)
     parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        nargs="+",
+        default=[0.0, 1.0],
+        help="spread the stream starts evenly over this many seconds (0: one burst)",
+    )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
@@ -169,19 +186,26 @@ def main() -> None:
         f"{args.tokens} tokens per stream, client and server on this machine "
         f"({os.cpu_count()} cores)"
     )
-    print(" streams complete  itl-p50ms itl-p99ms ttft-p50ms ttft-p99ms   tokens/s  server-cpu")
-    for count in args.streams:
-        port = free_port()
-        server = start_server(port, args.ttft_ms, args.itl_ms, count)
-        try:
-            cpu_before = cpu_seconds(server.pid)
-            results, elapsed = uvloop.run(measure(port, count, args.tokens))
-            cpu = cpu_seconds(server.pid) - cpu_before
-            print(report(results, elapsed, ttft, itl, args.tokens, cpu), flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-    print("errors are absolute: |measured - configured|, per token gap and per stream TTFT")
+    print(
+        " ramp-s streams complete  itl-p50ms itl-p99ms ttft-p50ms ttft-p99ms   tokens/s  server-cpu"
+    )
+    for ramp in args.ramp_s:
+        for count in args.streams:
+            port = free_port()
+            server = start_server(port, args.ttft_ms, args.itl_ms, count)
+            try:
+                cpu_before = cpu_seconds(server.pid)
+                results, elapsed = uvloop.run(measure(port, count, args.tokens, ramp))
+                cpu = cpu_seconds(server.pid) - cpu_before
+                line = report(results, elapsed, ttft, itl, args.tokens, cpu)
+                print(f"{ramp:>7g}{line}", flush=True)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+    print(
+        "errors are absolute: |measured - configured|, per token gap and per stream TTFT; "
+        "ramp 0 starts every stream at once"
+    )
 
 
 if __name__ == "__main__":

@@ -162,7 +162,9 @@ def test_remote_prefill_per_token_uses_the_whole_prompt_LAT_4(
     assert remote == pytest.approx(0.256, abs=SLACK)
 
 
-def test_remote_decode_answers_for_the_decode_peer_API_PD_2(disaggregated: RunningServer) -> None:
+def test_remote_decode_answers_for_the_decode_peer_API_PD_2_GEN_5(
+    disaggregated: RunningServer,
+) -> None:
     payload = {
         "model": "m",
         "messages": [{"role": "user", "content": "x"}],

@@ -108,3 +108,28 @@ def test_100_abandoned_streams_leave_nothing_running_or_waiting(
     assert value(families, "vllm:num_requests_waiting") == 0
     assert value(families, "vllm:request_success", "_total", finished_reason="abort") == 100
     assert value(families, "vllm:request_success", "_total", finished_reason="length") == 0
+
+
+def test_freed_slots_go_to_waiters_in_arrival_order_SCHED_2(server_factory: ServerFactory) -> None:
+    server = server_factory(
+        "version: 1\nmodel: {name: m}\nengine: {max-num-seqs: 1}\n"
+        "latency: {time-to-first-token: 40ms}\n"
+    )
+
+    async def run() -> list[int]:
+        finished: list[int] = []
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            await asyncio.gather(*(client.get("/health") for _ in range(6)))
+
+            async def request(index: int) -> None:
+                await asyncio.sleep(index * 0.005)
+                response = await client.post(
+                    "/v1/completions", json={"model": "m", "prompt": f"r{index}", "max_tokens": 1}
+                )
+                assert response.status_code == 200
+                finished.append(index)
+
+            await asyncio.gather(*(request(i) for i in range(6)))
+        return finished
+
+    assert asyncio.run(run()) == [0, 1, 2, 3, 4, 5]
