@@ -1,8 +1,8 @@
 """The engine facade: one per rank, owning the scheduler, the generator, the random source and
 the metrics recorder.
 
-Per request the server asks it: ``start`` (id and random source, in arrival order), ``generate``
-(a choice's answer), ``reserve`` (a running slot or queue place per choice, all or none), and
+Per request the server asks it: ``start`` (id and random source, in arrival order), its
+``generator`` (a choice's answer), ``reserve`` (a running slot or queue place per choice, all or none), and
 ``running`` (wait for the slot, then the choice's token timeline; on exit the slot is freed and
 the outcome recorded, however the choice ended). The engine never sleeps; it only says when
 things are due.
@@ -61,7 +61,7 @@ class Engine:
         self.scheduler = Scheduler(plan.max_num_seqs, plan.max_waiting_queue_length)
         self.metrics = MetricsRecorder(plan.model.max_model_len)
         self._random = RandomSource(plan.seed, plan.port)
-        self._generator = Generator(self.tokenizer, plan.response_mode, plan.model.max_model_len)
+        self.generator = Generator(self.tokenizer, plan.response_mode, plan.model.max_model_len)
 
     def start(
         self,
@@ -79,17 +79,6 @@ class Engine:
         if seed is not None:
             rng = random.Random(f"{seed}:{prompt_text}")
         return RequestState(request_id, rng, self.clock(), self.plan, max_tokens, remote_prefill)
-
-    def generate(
-        self,
-        rng: random.Random,
-        prompt: Prompt,
-        max_tokens: int | None,
-        ignore_eos: bool,
-        min_tokens: int = 0,
-    ) -> Generation:
-        """A choice's answer, drawn from ``rng``."""
-        return self._generator.generate(rng, prompt, max_tokens, ignore_eos, min_tokens)
 
     def reserve(self, count: int) -> list[Ticket]:
         """A slot or a queue place for each of ``count`` choices; none if any cannot be had."""

@@ -146,7 +146,7 @@ class GenerationRoute(Generic[RequestT]):
         for p, prompt in enumerate(prompts):
             for j in range(copies):
                 rng = state.rng if single else random.Random(state.rng.getrandbits(64))
-                generation = engine.generate(rng, prompt, limit, ignore_eos, min_tokens)
+                generation = engine.generator.generate(rng, prompt, limit, ignore_eos, min_tokens)
                 if request.remote_decode:
                     generation = Generation(generation.tokens, FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
