@@ -2,10 +2,10 @@
 the metrics recorder.
 
 Per request the server asks it: ``start`` (id and random source, in arrival order), its
-``generator`` (a choice's answer), ``reserve`` (a running slot or queue place per choice, all or none), and
-``running`` (wait for the slot, then the choice's token timeline; on exit the slot is freed and
-the outcome recorded, however the choice ended). The engine never sleeps; it only says when
-things are due.
+``generator`` (a choice's answer), ``reserve`` (a running slot or queue place per choice, all or
+none), and ``running`` (wait for the slot, then the choice's token timeline; on exit the slot is
+freed and the outcome recorded, however the choice ended). The engine never sleeps; it only says
+when things are due.
 """
 
 from __future__ import annotations
