@@ -86,7 +86,7 @@ def test_committed_schema_matches_what_llmsim_schema_prints() -> None:
 def test_plan_prints_resolved_samplers() -> None:
     result = llmsim("plan", "scenarios/slow-ttft.yaml")
     assert result.returncode == 0
-    assert "time-to-first-token: lognormal median 2000ms p99 6000ms" in result.stdout
+    assert "time-to-first-token: constant: lognormal median 2000ms p99 6000ms" in result.stdout
     assert "seed: 42" in result.stdout
 
 
