@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 from llmsim.engine.generation import Generation, Generator, Prompt
 from llmsim.engine.latency import first_token_delay, load_factor
+from llmsim.engine.lora import LoraRegistry
 from llmsim.engine.rng import RandomSource
 from llmsim.engine.scheduler import Scheduler, Ticket
 from llmsim.engine.timeline import TokenTimeline
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.errors import LlmsimError
+from llmsim.errors import LlmsimError, NotFound
 from llmsim.metrics.recorder import ChoiceTiming, MetricsRecorder
 from llmsim.plan.plan import RuntimePlan
 
@@ -38,6 +39,13 @@ class RequestState:
     plan: RuntimePlan
     max_tokens: int | None = None
     remote_prefill: bool = False
+    adapter: str | None = None
+    """The LoRA adapter the request runs on (None: the base model)."""
+
+    @property
+    def display_model(self) -> str:
+        """The ``model`` shown in responses: the adapter's name, or the first served name."""
+        return self.adapter if self.adapter is not None else self.plan.model.display_name
 
 
 @dataclass(slots=True)
@@ -58,8 +66,14 @@ class Engine:
         self.plan = plan
         self.clock = clock
         self.tokenizer = SimulatedTokenizer()
-        self.scheduler = Scheduler(plan.max_num_seqs, plan.max_waiting_queue_length)
         self.metrics = MetricsRecorder(plan.model.max_model_len)
+        self.scheduler = Scheduler(
+            plan.max_num_seqs,
+            plan.max_waiting_queue_length,
+            plan.max_loras,
+            self.metrics.lora_changed,
+        )
+        self.loras = LoraRegistry(list(plan.lora_modules))
         self._random = RandomSource(plan.seed, plan.port)
         self.generator = Generator(self.tokenizer, plan.response_mode, plan.model.max_model_len)
 
@@ -69,6 +83,7 @@ class Engine:
         prompt_text: str = "",
         max_tokens: int | None = None,
         remote_prefill: bool = False,
+        adapter: str | None = None,
     ) -> RequestState:
         """Register an arriving request: its id, its random source, the plan it will see.
 
@@ -78,14 +93,24 @@ class Engine:
         request_id, rng = self._random.next_request()
         if seed is not None:
             rng = random.Random(f"{seed}:{prompt_text}")
-        return RequestState(request_id, rng, self.clock(), self.plan, max_tokens, remote_prefill)
+        return RequestState(
+            request_id, rng, self.clock(), self.plan, max_tokens, remote_prefill, adapter
+        )
 
-    def reserve(self, count: int) -> list[Ticket]:
+    def resolve_model(self, name: str) -> str | None:
+        """The adapter a request's ``model`` names (None: the base model); 404 if neither."""
+        if name in self.plan.model.served_names:
+            return None
+        if name in self.loras:
+            return name
+        raise NotFound(f"The model `{name}` does not exist.")
+
+    def reserve(self, count: int, adapter: str | None = None) -> list[Ticket]:
         """A slot or a queue place for each of ``count`` choices; none if any cannot be had."""
         tickets: list[Ticket] = []
         try:
             for _ in range(count):
-                tickets.append(self.scheduler.reserve())
+                tickets.append(self.scheduler.reserve(adapter))
         except LlmsimError:
             for ticket in tickets:
                 ticket.give_back()

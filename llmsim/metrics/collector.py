@@ -141,13 +141,11 @@ class SimulatorCollector(Collector):
         recorder: MetricsRecorder,
         state: ExpositionState,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
     ):
         self.recorder = recorder
         self.state = state
         self._clock = clock
         self._started = clock()
-        self._lora_series = {("", ""): wall_clock()}
 
     def describe(self) -> Iterator[Metric]:
         """Nothing to describe ahead of a scrape (families are computed when collected)."""
@@ -225,7 +223,7 @@ class SimulatorCollector(Collector):
             for lora in fake.loras:
                 family.add_metric([max_lora, lora.running, lora.waiting], lora.timestamp)
         else:
-            for (running, waiting), stamp in self._lora_series.items():
+            for (running, waiting), stamp in self.recorder.lora_requests_info.items():
                 family.add_metric([max_lora, running, waiting], stamp)
         return family
 

@@ -1,12 +1,13 @@
 """What happened, in plain numbers: the engine's request outcomes as histograms and counters.
 
 The engine calls ``choice_finished`` once per choice (sub-request) and ``choice_aborted`` when a
-client goes away; inter-token latencies are observed as they are drawn. Gauges are not kept
-here: the collector reads them from the engine at scrape time.
+client goes away; inter-token latencies are observed as they are drawn; the scheduler reports
+LoRA activity. Gauges are not kept here: the collector reads them from the engine at scrape time.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from llmsim.metrics.buckets import (
@@ -55,6 +56,12 @@ class MetricsRecorder:
         self.prefix_cache_hits_total = 0
         self.prefix_cache_queries_total = 0
         self.request_success_total = dict.fromkeys(FINISH_REASONS, 0)
+        self.lora_requests_info: dict[tuple[str, str], float] = {("", ""): time.time()}
+        """``(running adapters, waiting adapters)`` -> Unix time that pair was last current."""
+
+    def lora_changed(self, running: tuple[str, ...], waiting: tuple[str, ...]) -> None:
+        """The adapters with running and waiting requests now (LORA-5, MET-2)."""
+        self.lora_requests_info[(",".join(running), ",".join(waiting))] = time.time()
 
     def choice_finished(
         self,

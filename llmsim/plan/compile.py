@@ -68,5 +68,7 @@ def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> 
         latency=compile_latency(latency),
         response_mode=scenario.responses.mode,
         fake_metrics=scenario.metrics.fake_metrics,
+        max_loras=scenario.lora.max_loras,
+        lora_modules=tuple((m.name, m.path) for m in scenario.lora.lora_modules),
         fake_metrics_refresh_interval=scenario.metrics.fake_metrics_refresh_interval,
     )

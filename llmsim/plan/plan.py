@@ -50,7 +50,6 @@ class LatencyPlan:
     time_factor_under_load: float = 1.0
 
 
-DEFAULT_MAX_LORAS = 1
 DEFAULT_BLOCK_SIZE = 16
 DEFAULT_KV_CACHE_SIZE = 1024
 
@@ -72,6 +71,8 @@ class RuntimePlan:
     response_mode: Literal["random", "echo"]
     fake_metrics: FakeMetrics | None = None
     fake_metrics_refresh_interval: float = 0.1
-    max_loras: int = DEFAULT_MAX_LORAS
+    max_loras: int = 1
+    lora_modules: tuple[tuple[str, str], ...] = ()
+    """``(name, path)`` of the adapters available from the start."""
     block_size: int = DEFAULT_BLOCK_SIZE
     kv_cache_size: int = DEFAULT_KV_CACHE_SIZE

@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from llmsim.errors import ScenarioError, ScenarioProblem
+from llmsim.scenario.checks import cross_section_problems
 from llmsim.scenario.distributions import DISTRIBUTION_TAGS
 from llmsim.scenario.model import Scenario
 
@@ -56,12 +57,34 @@ def load_scenario_text(text: str, filename: str, overrides: Sequence[str] = ()) 
         raise ScenarioError([ScenarioProblem(filename, 1, 1, "", "a scenario must be a mapping")])
     overridden = [_apply_override(data, item) for item in overrides]
     try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
+        return validate_data(data)
+    except InvalidScenario as exc:
         locator = _TomlLocator(text) if is_toml else _YamlLocator(data)
-        problems = [_problem(error, filename, locator, overridden) for error in exc.errors()]
+        problems = [_problem(error, filename, locator, overridden) for error in exc.errors]
         problems.sort(key=lambda p: (p.file == OVERRIDE_SOURCE, p.line, p.col))
         raise ScenarioError(problems) from None
+
+
+class InvalidScenario(Exception):
+    """Scenario data that does not validate; ``errors`` in pydantic's error-dict form."""
+
+    def __init__(self, errors: list[Mapping[str, Any]]):
+        super().__init__(f"{len(errors)} problem(s)")
+        self.errors = errors
+
+
+def validate_data(data: Mapping[str, Any]) -> Scenario:
+    """Validate raw scenario data: the model's rules, then the checks across sections."""
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidScenario(list(exc.errors())) from None
+    crossed = cross_section_problems(scenario)
+    if crossed:
+        raise InvalidScenario(
+            [{"type": "value_error", "loc": loc, "msg": message} for loc, message in crossed]
+        )
+    return scenario
 
 
 def _parse_yaml(text: str, filename: str) -> Any:
@@ -197,10 +220,10 @@ def _problem(
     return ScenarioProblem(filename, line, col, key, message)
 
 
-def describe_validation_errors(exc: ValidationError) -> list[str]:
+def describe_validation_errors(exc: InvalidScenario) -> list[str]:
     """Each error of a scenario validation as ``key.path: message``."""
     described = []
-    for error in exc.errors():
+    for error in exc.errors:
         path = [part for part in error["loc"] if part not in DISTRIBUTION_TAGS]
         described.append(f"{_key_path(path)}: {_message(error, path)}")
     return described

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
 from llmsim.scenario.fake_metrics import MetricsSection
+from llmsim.scenario.lora import LoraSection
 from llmsim.scenario.units import Duration, format_duration
 
 DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -176,4 +177,5 @@ class Scenario(Section):
     engine: EngineSection = EngineSection()
     latency: LatencySection = LatencySection()
     responses: ResponsesSection = ResponsesSection()
+    lora: LoraSection = LoraSection()
     metrics: MetricsSection = MetricsSection()

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from llmsim.errors import BadRequest
 from llmsim.plan.compile import compile_scenario
 from llmsim.plan.plan import RuntimePlan
 from llmsim.scenario.flat import flatten, set_flat
-from llmsim.scenario.loader import describe_validation_errors
-from llmsim.scenario.model import LatencySection, Scenario
+from llmsim.scenario.loader import InvalidScenario, describe_validation_errors, validate_data
+from llmsim.scenario.model import LatencySection
 
 FAKE_METRICS_KEY = "fake-metrics"
 _LATENCY_KEYS = frozenset(
@@ -62,8 +61,8 @@ def updated_plan(plan: RuntimePlan, updates: dict[str, Any]) -> RuntimePlan:
             value = _nanoseconds(value)
         set_flat(data, key, value)
     try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
+        scenario = validate_data(data)
+    except InvalidScenario as exc:
         raise BadRequest("; ".join(describe_validation_errors(exc))) from None
     return compile_scenario(scenario, default_seed=plan.seed)
 

@@ -12,12 +12,12 @@ import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmsim import __version__
-from llmsim.errors import LlmsimError, MethodNotAllowed
+from llmsim.errors import BadRequest, LlmsimError, MethodNotAllowed
 from llmsim.plan.plan import RuntimePlan
 from llmsim.server.admin import FAKE_METRICS_KEY, config_view, parse_object, updated_plan
 from llmsim.server.chat import ChatEndpoint
@@ -57,6 +57,16 @@ class LlmsimApp:
                 await send({"type": "http.response.body", "body": body_for(error)})
                 return
         await self.api(scope, receive, send)
+
+
+def _text(body: dict[str, object], key: str) -> str:
+    """A string field of a JSON body ("" when absent); 400 when of another type."""
+    value = body.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string", param=key)
+    return value
 
 
 def create_app(plan: RuntimePlan) -> LlmsimApp:
@@ -123,21 +133,41 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
 
     @api.get("/v1/models")
     async def models() -> JSONResponse:
-        """The served model names (API-MODELS-1)."""
+        """The served names, then the adapters (API-MODELS-1)."""
         current = engine.plan
         created = int(time.time())
-        data = [
+        card = {"object": "model", "created": created, "owned_by": "vllm"}
+        base = [
             {
                 "id": name,
-                "object": "model",
-                "created": created,
-                "owned_by": "vllm",
+                **card,
                 "root": current.model.name,
                 "parent": None,
                 "max_model_len": current.model.max_model_len,
             }
             for name in current.model.served_names
         ]
-        return JSONResponse({"object": "list", "data": data})
+        adapters = [
+            {"id": name, **card, "root": path or name, "parent": current.model.display_name}
+            for name, path in engine.loras.items()
+        ]
+        return JSONResponse({"object": "list", "data": base + adapters})
+
+    @api.post("/v1/load_lora_adapter")
+    async def load_lora_adapter(request: Request) -> PlainTextResponse:
+        """Make an adapter available under ``lora_name`` (LORA-3, as vLLM answers)."""
+        body = parse_object(await request.body(), "load lora")
+        name, path = _text(body, "lora_name"), _text(body, "lora_path")
+        engine.loras.load(name, path)
+        return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
+
+    @api.post("/v1/unload_lora_adapter")
+    async def unload_lora_adapter(request: Request) -> PlainTextResponse:
+        """Stop serving an adapter; requests already accepted for it still finish."""
+        body = parse_object(await request.body(), "unload lora")
+        name = _text(body, "lora_name")
+        engine.loras.unload(name)
+        engine.scheduler.retire(name)
+        return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
 
     return LlmsimApp(api, lean, simulator)

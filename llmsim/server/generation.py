@@ -26,7 +26,7 @@ from llmsim.engine.generation import (
     check_context_window,
 )
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.errors import BadRequest, LlmsimError, NotFound
+from llmsim.errors import BadRequest, LlmsimError
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
 from llmsim.server.errors import body_for, from_validation_error
 from llmsim.server.frames import DONE, ChoiceFrames, envelope, usage_frame, usage_object
@@ -121,8 +121,7 @@ class GenerationRoute(Generic[RequestT]):
             raise from_validation_error(exc) from None
         engine = self.engine
         plan = engine.plan
-        if request.model not in plan.model.served_names:
-            raise NotFound(f"The model `{request.model}` does not exist.")
+        adapter = engine.resolve_model(request.model)
         copies = request.choices
         limit = request.output_limit()
         min_tokens = request.min_output(limit)
@@ -139,6 +138,7 @@ class GenerationRoute(Generic[RequestT]):
             prompts[0].text if request.seed is not None else "",
             limit,
             request.remote_prefill,
+            adapter,
         )
         ignore_eos = bool(request.ignore_eos)
         single = len(prompts) * copies == 1
@@ -150,7 +150,7 @@ class GenerationRoute(Generic[RequestT]):
                 if request.remote_decode:
                     generation = Generation(generation.tokens, FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
-        tickets = engine.reserve(len(plans))
+        tickets = engine.reserve(len(plans), adapter)
         try:
             choices = [
                 Choice(index, prompt, rng, generation, ticket)
@@ -183,7 +183,7 @@ class GenerationRoute(Generic[RequestT]):
             "id": f"{endpoint.id_prefix}{state.request_id}",
             "object": endpoint.object_name,
             "created": int(time.time()),
-            "model": state.plan.model.display_name,
+            "model": state.display_model,
             "choices": [endpoint.choice_body(c.index, c.generation, top) for c in choices],
             "usage": usage_object(*usage),
         }
@@ -215,7 +215,7 @@ class GenerationRoute(Generic[RequestT]):
             f"{endpoint.id_prefix}{state.request_id}",
             endpoint.chunk_object,
             int(time.time()),
-            state.plan.model.display_name,
+            state.display_model,
         )
         frames = [endpoint.choice_frames(head, c.index, top) for c in choices]
         if len(choices) == 1:
