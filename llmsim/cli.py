@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from llmsim import __version__
-from llmsim.errors import ScenarioError, ScenarioProblem
+from llmsim.errors import ScenarioError, ScenarioProblem, StartupError
 from llmsim.scenario.loader import load_scenario
 from llmsim.scenario.model import Scenario
 
@@ -82,7 +82,11 @@ def run(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     plan = compile_scenario(_load_or_exit(scenario, overrides))
-    serve(plan, access_log=access_log)
+    try:
+        serve(plan, access_log=access_log)
+    except StartupError as exc:
+        typer.echo(f"llmsim: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -73,6 +73,10 @@ class QueueFull(LlmsimError):
     status = 429
 
 
+class StartupError(Exception):
+    """The server cannot start with this plan in this environment (e.g. a missing POD_IP)."""
+
+
 class ScenarioError(Exception):
     """A scenario could not be loaded or validated; carries every problem found."""
 

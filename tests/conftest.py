@@ -19,12 +19,14 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
     started: list[RunningServer] = []
     folder: Path = tmp_path_factory.mktemp("scenarios")
 
-    def start(scenario_yaml: str | None, *args: str) -> RunningServer:
+    def start(
+        scenario_yaml: str | None, *args: str, env: dict[str, str] | None = None
+    ) -> RunningServer:
         path = None
         if scenario_yaml is not None:
             path = folder / f"scenario-{len(started)}.yaml"
             path.write_text(scenario_yaml)
-        server = start_server(path, args)
+        server = start_server(path, args, env=env)
         started.append(server)
         return server
 

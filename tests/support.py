@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,10 @@ class RunningServer:
 
 
 def start_server(
-    scenario: Path | None, args: Sequence[str] = (), timeout: float = 15.0
+    scenario: Path | None,
+    args: Sequence[str] = (),
+    timeout: float = 15.0,
+    env: Mapping[str, str] | None = None,
 ) -> RunningServer:
     """Run ``llmsim run`` on a free port and wait until ``/health`` answers."""
     port = free_port()
@@ -62,7 +65,7 @@ def start_server(
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     server = RunningServer(process, port)
     deadline = time.monotonic() + timeout

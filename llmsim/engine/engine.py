@@ -1,11 +1,11 @@
-"""The engine facade: one per rank, owning the scheduler, the generator, the random source and
-the metrics recorder.
+"""The engine facade: one per rank, owning the scheduler, the generator, the random source, the
+prefix cache and the metrics recorder.
 
 Per request the server asks it: ``start`` (id and random source, in arrival order), its
 ``generator`` (a choice's answer), ``reserve`` (a running slot or queue place per choice, all or
-none), and ``running`` (wait for the slot, then the choice's token timeline; on exit the slot is
-freed and the outcome recorded, however the choice ended). The engine never sleeps; it only says
-when things are due.
+none, with the choice's KV blocks), and ``running`` (wait for the slot, then the choice's token
+timeline; on exit the slot and blocks are freed and the outcome recorded, however the choice
+ended). The engine never sleeps; it only says when things are due.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from llmsim.engine.generation import Generation, Generator, Prompt
+from llmsim.engine.block_hash import block_hashes, root_hash
+from llmsim.engine.generation import FINISH_CACHE_THRESHOLD, Generation, Generator, Prompt
+from llmsim.engine.kv_cache import KVCache, PromptBlocks
 from llmsim.engine.latency import first_token_delay, load_factor
 from llmsim.engine.lora import LoraRegistry
 from llmsim.engine.rng import RandomSource
 from llmsim.engine.scheduler import Scheduler, Ticket
 from llmsim.engine.timeline import TokenTimeline
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.errors import LlmsimError, NotFound
+from llmsim.errors import BadRequest, LlmsimError, NotFound
 from llmsim.metrics.recorder import ChoiceTiming, MetricsRecorder
 from llmsim.plan.plan import RuntimePlan
 
@@ -41,6 +43,10 @@ class RequestState:
     remote_prefill: bool = False
     adapter: str | None = None
     """The LoRA adapter the request runs on (None: the base model)."""
+    cache_hit_threshold: float | None = None
+    """Below this prefix-cache hit rate the request finishes with cache_threshold (KV-6)."""
+    force_cache_threshold: bool = False
+    """The client asked for a cache_threshold answer (HDR-4)."""
 
     @property
     def display_model(self) -> str:
@@ -57,6 +63,8 @@ class Choice:
     rng: random.Random
     generation: Generation
     ticket: Ticket
+    cached_tokens: int = 0
+    """Prompt tokens found in the prefix cache when the choice started."""
 
 
 class Engine:
@@ -74,8 +82,15 @@ class Engine:
             self.metrics.lora_changed,
         )
         self.loras = LoraRegistry(list(plan.lora_modules))
-        self._random = RandomSource(plan.seed, plan.port)
         self.generator = Generator(self.tokenizer, plan.response_mode, plan.model.max_model_len)
+        self.kv: KVCache | None = None
+        if plan.kv is not None:
+            self.kv = KVCache(plan.kv.capacity, plan.kv.block_size, is_loaded=self._is_loaded)
+        self.sleeping = False
+        self.kv_awake = True
+        """False after a sleep until a wake-up that includes the KV cache (SLEEP-2)."""
+        self._random = RandomSource(plan.seed, plan.port)
+        self._roots: dict[str, int] = {}
 
     def start(
         self,
@@ -105,17 +120,65 @@ class Engine:
             return name
         raise NotFound(f"The model `{name}` does not exist.")
 
-    def reserve(self, count: int, adapter: str | None = None) -> list[Ticket]:
-        """A slot or a queue place for each of ``count`` choices; none if any cannot be had."""
+    @property
+    def kv_active(self) -> bool:
+        """Whether requests use the prefix cache now (on, and not put to sleep)."""
+        return self.kv is not None and self.kv_awake
+
+    def reserve(self, state: RequestState, prompts: list[Prompt]) -> list[Ticket]:
+        """A slot or queue place for each choice (one prompt per choice); none if any cannot
+        be had (429), or if a prompt can never fit in the KV cache (400)."""
+        blocks = self._prompt_blocks(state, prompts)
         tickets: list[Ticket] = []
         try:
-            for _ in range(count):
-                tickets.append(self.scheduler.reserve(adapter))
+            for resources in blocks:
+                tickets.append(self.scheduler.reserve(state.adapter, resources))
         except LlmsimError:
             for ticket in tickets:
                 ticket.give_back()
             raise
         return tickets
+
+    def _prompt_blocks(
+        self, state: RequestState, prompts: list[Prompt]
+    ) -> list[PromptBlocks | None]:
+        kv = self.kv
+        if kv is None or not self.kv_awake or self.plan.kv is None:
+            return [None] * len(prompts)
+        model = state.display_model
+        root = self._roots.get(model)
+        if root is None:
+            root = self._roots[model] = root_hash(self.plan.kv.hash_seed, model)
+        chains: dict[int, tuple[list[int], tuple[int, ...]]] = {}
+        out: list[PromptBlocks | None] = []
+        for prompt in prompts:
+            chain = chains.get(id(prompt))
+            if chain is None:
+                ids = prompt.token_ids or tuple(self.tokenizer.encode(prompt.text))
+                chain = chains[id(prompt)] = (block_hashes(root, ids, kv.block_size), ids)
+                if len(chain[0]) > kv.capacity:
+                    raise BadRequest(
+                        f"The prompt needs {len(chain[0])} KV-cache blocks; the cache holds "
+                        f"{kv.capacity}."
+                    )
+            out.append(PromptBlocks(kv, model, chain[0], chain[1], state.adapter))
+        return out
+
+    def sleep(self) -> None:
+        """Put the engine to sleep: the KV cache is dropped and bypassed (SLEEP-1)."""
+        self.sleeping = True
+        if self.kv is not None and self.kv_awake:
+            self.kv.clear()
+        self.kv_awake = False
+
+    def wake_up(self, tags: list[str]) -> None:
+        """Wake up; the KV cache comes back (empty) unless only other tags are named."""
+        self.sleeping = False
+        if not tags or "kv_cache" in tags:
+            self.kv_awake = True
+
+    def _is_loaded(self, model: str) -> bool:
+        return model == self.plan.model.display_name or model in self.scheduler.loaded
 
     @asynccontextmanager
     async def running(self, state: RequestState, choice: Choice) -> AsyncIterator[TokenTimeline]:
@@ -126,10 +189,36 @@ class Engine:
         try:
             await choice.ticket.wait()
             admitted = self.clock()
-            running = self.scheduler.running
-            factor = load_factor(latency, running, plan.max_num_seqs)
+            prompt_tokens = choice.prompt.tokens
+            blocks = choice.ticket.resources
+            threshold_hit = state.force_cache_threshold
+            if isinstance(blocks, PromptBlocks):
+                choice.cached_tokens = blocks.cached_tokens
+                self.metrics.prefix_cache_queries_total += prompt_tokens
+                self.metrics.prefix_cache_hits_total += blocks.cached_tokens
+                threshold = state.cache_hit_threshold
+                if threshold is not None and prompt_tokens:
+                    threshold_hit = (
+                        threshold_hit or blocks.cached_tokens / prompt_tokens < threshold
+                    )
+            if threshold_hit:
+                choice.generation = Generation([], FINISH_CACHE_THRESHOLD)
+                yield TokenTimeline(admitted, 0.0, latency.inter_token_latency, choice.rng)
+                self.metrics.choice_finished(
+                    ChoiceTiming(state.arrived_at, admitted, None, self.clock(), 0),
+                    prompt_tokens,
+                    state.max_tokens,
+                    FINISH_CACHE_THRESHOLD,
+                )
+                return
+            factor = load_factor(latency, self.scheduler.running, plan.max_num_seqs)
             delay = first_token_delay(
-                latency, choice.rng, choice.prompt.tokens, 0, state.remote_prefill, factor
+                latency,
+                choice.rng,
+                prompt_tokens,
+                choice.cached_tokens,
+                state.remote_prefill,
+                factor,
             )
             dynamic = latency.time_factor_under_load != 1.0
             timeline = TokenTimeline(
@@ -151,7 +240,7 @@ class Engine:
                 tokens=len(choice.generation.tokens),
             )
             self.metrics.choice_finished(
-                timing, choice.prompt.tokens, state.max_tokens, choice.generation.finish_reason
+                timing, prompt_tokens, state.max_tokens, choice.generation.finish_reason
             )
         except asyncio.CancelledError:
             self.metrics.choice_aborted()

@@ -16,6 +16,7 @@ from llmsim.errors import BadRequest
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_REMOTE_DECODE = "remote_decode"
+FINISH_CACHE_THRESHOLD = "cache_threshold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class Prompt:
     """What echo mode answers (the last message's text, or the prompt)."""
     echo_tokens: tuple[str, ...] | None = None
     """Echo mode's tokens when they are not the split of ``echo_text`` (token-id prompts)."""
+    token_ids: tuple[int, ...] | None = None
+    """The prompt's token ids when the request gave them (else ``text`` is tokenized)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@ once (LORA-4). A request may start when a running slot is free and its adapter i
 be loaded into a free LoRA slot, or can replace a loaded adapter that nothing is running on (the
 least recently used such one). Otherwise it waits, at most ``max_waiting`` requests (SCHED-3).
 
+A request may also need resources besides its slot (its KV-cache blocks): it starts only when
+they fit, they are taken in the same step that grants the slot, and the queue's head waits for
+them rather than being overtaken (as vLLM's scheduler does).
+
 ``reserve`` is synchronous: it grants a slot at once, or queues, or raises ``QueueFull`` — so a
 request made of several choices is placed (or rejected) whole before any of it starts. When a
 slot frees, the first waiter whose adapter is loaded (the base model always is) gets it, else the
@@ -18,6 +22,7 @@ import asyncio
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from llmsim.errors import QueueFull
 
@@ -27,6 +32,22 @@ _WAITING, _GRANTED, _RETURNED = 0, 1, 2
 
 LoraListener = Callable[[tuple[str, ...], tuple[str, ...]], None]
 """Told the adapters with running and with waiting requests after every change involving one."""
+
+
+class Resources(Protocol):
+    """What a request holds while it runs besides its slot (its KV-cache blocks)."""
+
+    def fits(self) -> bool:
+        """Whether the resources can be had now."""
+        ...
+
+    def acquire(self, lora_slot: int | None) -> None:
+        """Take them, as the request starts (``lora_slot``: its adapter's 1-based slot)."""
+        ...
+
+    def release(self) -> None:
+        """Give them back, as the request ends."""
+        ...
 
 
 @dataclass(slots=True)
@@ -41,11 +62,18 @@ class LoadedAdapter:
 class Ticket:
     """One request's claim on a running slot: granted, waiting, or given back."""
 
-    __slots__ = ("_future", "_scheduler", "_state", "adapter")
+    __slots__ = ("_future", "_scheduler", "_state", "adapter", "resources")
 
-    def __init__(self, scheduler: Scheduler, adapter: str | None, granted: bool):
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        adapter: str | None,
+        granted: bool,
+        resources: Resources | None = None,
+    ):
         self._scheduler = scheduler
         self.adapter = adapter
+        self.resources = resources
         self._state = _GRANTED if granted else _WAITING
         self._future: asyncio.Future[None] | None = None
 
@@ -102,19 +130,23 @@ class Scheduler:
         """Requests waiting for a slot."""
         return len(self._queue)
 
-    def would_wait(self, adapter: str | None = None) -> bool:
+    def would_wait(self, adapter: str | None = None, resources: Resources | None = None) -> bool:
         """Whether a request arriving now would wait (or be rejected)."""
-        return self.running >= self.max_running or not self._can_run(adapter)
+        return (
+            self.running >= self.max_running
+            or not self._can_run(adapter)
+            or (resources is not None and not resources.fits())
+        )
 
-    def reserve(self, adapter: str | None = None) -> Ticket:
+    def reserve(self, adapter: str | None = None, resources: Resources | None = None) -> Ticket:
         """A slot now, or a place in the queue; ``QueueFull`` when the queue is full."""
-        if not self.would_wait(adapter):
-            ticket = Ticket(self, adapter, granted=True)
+        if not self.would_wait(adapter, resources):
+            ticket = Ticket(self, adapter, True, resources)
             self._start(ticket)
             return ticket
         if len(self._queue) >= self.max_waiting:
             raise QueueFull(QUEUE_FULL_MESSAGE)
-        ticket = Ticket(self, adapter, granted=False)
+        ticket = Ticket(self, adapter, False, resources)
         self._queue.append(ticket)
         if adapter is not None:
             self._waiting_adapters[adapter] += 1
@@ -124,6 +156,8 @@ class Scheduler:
     def release(self, ticket: Ticket) -> None:
         """A running request ended: free its slot and start whoever can run now."""
         self.running -= 1
+        if ticket.resources is not None:
+            ticket.resources.release()
         adapter = ticket.adapter
         if adapter is not None:
             loaded = self.loaded[adapter]
@@ -161,15 +195,19 @@ class Scheduler:
     def _start(self, ticket: Ticket) -> None:
         self.running += 1
         adapter = ticket.adapter
-        if adapter is None:
-            return
-        loaded = self.loaded.get(adapter)
-        if loaded is None:
-            loaded = self.loaded[adapter] = LoadedAdapter(self._free_lora_slot())
-        loaded.running += 1
-        self._uses += 1
-        loaded.last_used = self._uses
-        self._lora_changed()
+        slot = None
+        if adapter is not None:
+            loaded = self.loaded.get(adapter)
+            if loaded is None:
+                loaded = self.loaded[adapter] = LoadedAdapter(self._free_lora_slot())
+            loaded.running += 1
+            self._uses += 1
+            loaded.last_used = self._uses
+            slot = loaded.slot
+        if ticket.resources is not None:
+            ticket.resources.acquire(slot)
+        if adapter is not None:
+            self._lora_changed()
 
     def _free_lora_slot(self) -> int:
         """A free 1-based LoRA slot index, evicting the least recently used idle adapter."""
@@ -183,7 +221,7 @@ class Scheduler:
         """Start waiters while slots allow, in SCHED-2's order."""
         while self._queue and self.running < self.max_running:
             ticket = self._next_runnable()
-            if ticket is None:
+            if ticket is None or (ticket.resources is not None and not ticket.resources.fits()):
                 return
             self._queue.remove(ticket)
             if ticket.adapter is not None:

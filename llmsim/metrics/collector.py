@@ -125,6 +125,7 @@ class ExpositionState:
     scenario_name: str
     running: Callable[[], int]
     waiting: Callable[[], int]
+    kv_usage: Callable[[], float]
     max_loras: int
     block_size: int
     num_gpu_blocks: int
@@ -180,7 +181,7 @@ class SimulatorCollector(Collector):
         yield self._gauge(
             "vllm:kv_cache_usage_perc",
             "KV-cache usage. 1 means 100 percent usage.",
-            gauge_value("kv_cache_usage", 0.0, False),
+            gauge_value("kv_cache_usage", state.kv_usage(), False),
         )
         yield self._lora_info()
         cache = GaugeMetricFamily(

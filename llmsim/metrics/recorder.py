@@ -29,7 +29,8 @@ class ChoiceTiming:
 
     arrived: float
     admitted: float
-    first_token: float
+    first_token: float | None
+    """None for answers without tokens or timing (cache_threshold)."""
     finished: float
     tokens: int
 
@@ -70,16 +71,18 @@ class MetricsRecorder:
         max_tokens: int | None,
         finish_reason: str,
     ) -> None:
-        """A choice ended normally: record its times, sizes and finish reason (MET-5)."""
-        decode = timing.finished - timing.first_token
-        self.time_to_first_token.observe(timing.first_token - timing.arrived)
+        """A choice ended normally: record its times, sizes and finish reason (MET-5); an
+        answer with no first token (cache_threshold) records no TTFT, TPOT, prefill or decode."""
         self.e2e_request_latency.observe(timing.finished - timing.arrived)
         self.request_queue_time.observe(timing.admitted - timing.arrived)
         self.request_inference_time.observe(timing.finished - timing.admitted)
-        self.request_prefill_time.observe(timing.first_token - timing.admitted)
-        self.request_decode_time.observe(decode)
-        tpot = decode / (timing.tokens - 1) if timing.tokens > 1 else 0.0
-        self.request_time_per_output_token.observe(tpot)
+        if timing.first_token is not None:
+            decode = timing.finished - timing.first_token
+            self.time_to_first_token.observe(timing.first_token - timing.arrived)
+            self.request_prefill_time.observe(timing.first_token - timing.admitted)
+            self.request_decode_time.observe(decode)
+            tpot = decode / (timing.tokens - 1) if timing.tokens > 1 else 0.0
+            self.request_time_per_output_token.observe(tpot)
         self.request_prompt_tokens.observe(prompt_tokens)
         self.request_generation_tokens.observe(timing.tokens)
         self.request_max_num_generation_tokens.observe(timing.tokens)

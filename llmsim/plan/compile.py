@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 
-from llmsim.plan.plan import LatencyPlan, ModelPlan, RuntimePlan
+from llmsim.plan.plan import KVPlan, LatencyPlan, ModelPlan, RuntimePlan
 from llmsim.plan.samplers import build_sampler
+from llmsim.scenario.kv_cache import KVCacheSection
 from llmsim.scenario.model import LatencySection, Scenario
 
 
@@ -46,8 +49,34 @@ def _is_zero(value: object, std_dev: float) -> bool:
     return isinstance(value, float) and value == 0 and std_dev == 0
 
 
-def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> RuntimePlan:
-    """Resolve defaults and build samplers; the seed defaults to the current time in ns."""
+def compile_kv(section: KVCacheSection, environ: Mapping[str, str]) -> KVPlan | None:
+    """The KV plan when the cache is on; the hash seed falls back to $PYTHONHASHSEED."""
+    if not section.enable_kvcache:
+        return None
+    hash_seed = section.hash_seed
+    if hash_seed is None:
+        hash_seed = environ.get("PYTHONHASHSEED", "")
+    return KVPlan(
+        capacity=section.kv_cache_size,
+        block_size=section.block_size,
+        hash_seed=hash_seed,
+        global_cache_hit_threshold=section.global_cache_hit_threshold,
+        zmq_endpoint=section.zmq_endpoint,
+        event_batch_size=section.event_batch_size,
+        map_event_format=section.use_vllm_map_event_format,
+        replay_endpoint=section.kv_events_replay_endpoint,
+        replay_queue_size=section.kv_events_replay_queue_size,
+    )
+
+
+def compile_scenario(
+    scenario: Scenario,
+    *,
+    default_seed: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RuntimePlan:
+    """Resolve defaults and build samplers; the seed defaults to the current time in ns, and
+    environment-dependent values are read from ``environ`` (default: the process's)."""
     latency = scenario.latency
     seed = scenario.seed
     if seed is None:
@@ -68,6 +97,10 @@ def compile_scenario(scenario: Scenario, *, default_seed: int | None = None) -> 
         latency=compile_latency(latency),
         response_mode=scenario.responses.mode,
         fake_metrics=scenario.metrics.fake_metrics,
+        kv=compile_kv(scenario.kv_cache, os.environ if environ is None else environ),
+        block_size=scenario.kv_cache.block_size,
+        kv_cache_size=scenario.kv_cache.kv_cache_size,
+        enable_sleep_mode=scenario.server.enable_sleep_mode,
         max_loras=scenario.lora.max_loras,
         lora_modules=tuple((m.name, m.path) for m in scenario.lora.lora_modules),
         fake_metrics_refresh_interval=scenario.metrics.fake_metrics_refresh_interval,

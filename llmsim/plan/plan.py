@@ -50,8 +50,19 @@ class LatencyPlan:
     time_factor_under_load: float = 1.0
 
 
-DEFAULT_BLOCK_SIZE = 16
-DEFAULT_KV_CACHE_SIZE = 1024
+@dataclass(frozen=True, slots=True)
+class KVPlan:
+    """The simulated prefix cache and its events (present only with enable-kvcache)."""
+
+    capacity: int
+    block_size: int
+    hash_seed: str
+    global_cache_hit_threshold: float
+    zmq_endpoint: str
+    event_batch_size: int
+    map_event_format: bool
+    replay_endpoint: str
+    replay_queue_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +82,10 @@ class RuntimePlan:
     response_mode: Literal["random", "echo"]
     fake_metrics: FakeMetrics | None = None
     fake_metrics_refresh_interval: float = 0.1
+    kv: KVPlan | None = None
+    block_size: int = 16
+    kv_cache_size: int = 1024
+    enable_sleep_mode: bool = False
     max_loras: int = 1
     lora_modules: tuple[tuple[str, str], ...] = ()
     """``(name, path)`` of the adapters available from the start."""
-    block_size: int = DEFAULT_BLOCK_SIZE
-    kv_cache_size: int = DEFAULT_KV_CACHE_SIZE

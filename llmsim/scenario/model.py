@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
 from llmsim.scenario.fake_metrics import MetricsSection
+from llmsim.scenario.kv_cache import KVCacheSection
 from llmsim.scenario.lora import LoraSection
 from llmsim.scenario.units import Duration, format_duration
 
@@ -48,6 +49,10 @@ class ServerSection(Section):
 
     host: str = Field(default="0.0.0.0", min_length=1, description="Address to bind.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
+    enable_sleep_mode: bool = Field(
+        default=False,
+        description="Let POST /sleep put the engine to sleep (also needs VLLM_SERVER_DEV_MODE=1).",
+    )
 
 
 class EngineSection(Section):
@@ -178,4 +183,5 @@ class Scenario(Section):
     latency: LatencySection = LatencySection()
     responses: ResponsesSection = ResponsesSection()
     lora: LoraSection = LoraSection()
+    kv_cache: KVCacheSection = KVCacheSection()
     metrics: MetricsSection = MetricsSection()

@@ -9,6 +9,8 @@ machinery would cost more than the simulation itself.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -73,7 +75,18 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     """The application serving ``plan``."""
     simulator = Simulator(plan)
     engine = simulator.engine
-    api = FastAPI(title="llmsim", version=__version__, docs_url="/docs", redoc_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await simulator.startup()
+        try:
+            yield
+        finally:
+            await simulator.shutdown()
+
+    api = FastAPI(
+        title="llmsim", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan
+    )
     limit = DEFAULT_MAX_BODY_MB * MB
     lean: dict[str, ASGIApp] = {
         ChatEndpoint.path: GenerationRoute(ChatEndpoint(), engine, limit),
@@ -152,6 +165,23 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
             for name, path in engine.loras.items()
         ]
         return JSONResponse({"object": "list", "data": base + adapters})
+
+    @api.post("/sleep")
+    async def sleep() -> Response:
+        """Put the engine to sleep (dev mode and enable-sleep-mode only); always 200."""
+        simulator.sleep()
+        return Response(status_code=200)
+
+    @api.post("/wake_up")
+    async def wake_up(request: Request) -> Response:
+        """Wake up; ``?tags=kv_cache`` (or no tags) brings the KV cache back; always 200."""
+        engine.wake_up(request.query_params.getlist("tags"))
+        return Response(status_code=200)
+
+    @api.get("/is_sleeping")
+    async def is_sleeping() -> JSONResponse:
+        """Whether the engine sleeps."""
+        return JSONResponse({"is_sleeping": engine.sleeping})
 
     @api.post("/v1/load_lora_adapter")
     async def load_lora_adapter(request: Request) -> PlainTextResponse:

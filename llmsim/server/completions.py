@@ -21,7 +21,7 @@ def token_id_prompt(ids: list[int]) -> Prompt:
     """A prompt given as token ids: no tokenization; echo is the ids joined by commas."""
     echo = tuple([str(ids[0])] + [f",{i}" for i in ids[1:]])
     text = "".join(echo)
-    return Prompt(len(ids), text, text, echo)
+    return Prompt(len(ids), text, text, echo, tuple(ids))
 
 
 class CompletionsEndpoint:

@@ -17,13 +17,18 @@ LogprobsBuilder = Callable[[str, int, int], object]
 """(token text, position, character offset) -> the chunk's ``logprobs`` value."""
 
 
-def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, object]:
-    """The ``usage`` object of chat and completions responses (API-CHAT-2)."""
+def usage_object(
+    prompt_tokens: int, completion_tokens: int, cached_tokens: int | None = 0
+) -> dict[str, object]:
+    """The ``usage`` object of chat and completions responses (API-CHAT-2);
+    ``cached_tokens=None`` gives ``prompt_tokens_details: null``."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": None
+        if cached_tokens is None
+        else {"cached_tokens": cached_tokens},
     }
 
 
@@ -32,10 +37,10 @@ def envelope(request_id: str, obj: str, created: int, model: str) -> bytes:
     return orjson.dumps({"id": request_id, "object": obj, "created": created, "model": model})[:-1]
 
 
-def usage_frame(envelope_bytes: bytes, prompt_tokens: int, completion_tokens: int) -> bytes:
+def usage_frame(envelope_bytes: bytes, usage: dict[str, object]) -> bytes:
     """The final usage chunk: no choices, the usage object."""
-    usage = orjson.dumps(usage_object(prompt_tokens, completion_tokens))
-    return b"".join((b"data: ", envelope_bytes, b',"choices":[],"usage":', usage, b"}\n\n"))
+    encoded = orjson.dumps(usage)
+    return b"".join((b"data: ", envelope_bytes, b',"choices":[],"usage":', encoded, b"}\n\n"))
 
 
 class ChoiceFrames:

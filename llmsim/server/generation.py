@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from llmsim.engine.engine import Choice, Engine, RequestState
 from llmsim.engine.generation import (
+    FINISH_CACHE_THRESHOLD,
     FINISH_REMOTE_DECODE,
     Generation,
     Prompt,
@@ -34,6 +35,8 @@ from llmsim.server.protocol import GenerationRequest
 
 IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
 PREFILL_STREAMING = "Prefill does not support streaming"
+CACHE_THRESHOLD_HEADER = b"x-cache-threshold-finish-reason"
+TRUE_VALUES = frozenset({b"1", b"t", b"T", b"TRUE", b"true", b"True"})
 REMOTE_DECODE_PARAMS = {
     "do_remote_decode": False,
     "do_remote_prefill": True,
@@ -100,7 +103,7 @@ class GenerationRoute(Generic[RequestT]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = Connection(receive, send)
         try:
-            await self._serve(conn)
+            await self._serve(conn, scope)
         except ClientGone:
             pass
         except asyncio.CancelledError:
@@ -113,7 +116,7 @@ class GenerationRoute(Generic[RequestT]):
         finally:
             conn.close()
 
-    async def _serve(self, conn: Connection) -> None:
+    async def _serve(self, conn: Connection, scope: Scope) -> None:
         body = await conn.read_body(self.max_body_bytes)
         try:
             request = self.endpoint.request_model.model_validate_json(body)
@@ -130,6 +133,7 @@ class GenerationRoute(Generic[RequestT]):
         if request.remote_decode and request.stream:
             raise BadRequest(PREFILL_STREAMING, param="stream")
         top = request.logprobs_k()
+        threshold = request.hit_threshold(plan.kv.global_cache_hit_threshold if plan.kv else 0.0)
         prompts = self.endpoint.prompts(request, engine.tokenizer)
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
@@ -140,6 +144,8 @@ class GenerationRoute(Generic[RequestT]):
             request.remote_prefill,
             adapter,
         )
+        state.cache_hit_threshold = threshold
+        state.force_cache_threshold = header_flag(scope, CACHE_THRESHOLD_HEADER)
         ignore_eos = bool(request.ignore_eos)
         single = len(prompts) * copies == 1
         plans: list[tuple[int, Prompt, random.Random, Generation]] = []
@@ -150,7 +156,7 @@ class GenerationRoute(Generic[RequestT]):
                 if request.remote_decode:
                     generation = Generation(generation.tokens, FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
-        tickets = engine.reserve(len(plans), adapter)
+        tickets = engine.reserve(state, [prompt for _, prompt, _, _ in plans])
         try:
             choices = [
                 Choice(index, prompt, rng, generation, ticket)
@@ -158,12 +164,10 @@ class GenerationRoute(Generic[RequestT]):
             ]
             if not all(ticket.granted for ticket in tickets):
                 conn.watch()
-            usage = (sum(p.tokens for p in prompts), sum(len(c.generation.tokens) for c in choices))
             if request.stream:
-                include = usage if request.include_usage else None
-                await self._stream(conn, state, choices, top, include)
+                await self._stream(conn, state, prompts, choices, top, request.include_usage)
             else:
-                await self._complete(conn, state, choices, top, usage, request)
+                await self._complete(conn, state, prompts, choices, top, request)
         finally:
             for ticket in tickets:
                 ticket.give_back()
@@ -172,9 +176,9 @@ class GenerationRoute(Generic[RequestT]):
         self,
         conn: Connection,
         state: RequestState,
+        prompts: list[Prompt],
         choices: list[Choice],
         top: int | None,
-        usage: tuple[int, int],
         request: GenerationRequest,
     ) -> None:
         await _each(self._wait_for_last_token(conn, state, c) for c in choices)
@@ -185,7 +189,7 @@ class GenerationRoute(Generic[RequestT]):
             "created": int(time.time()),
             "model": state.display_model,
             "choices": [endpoint.choice_body(c.index, c.generation, top) for c in choices],
-            "usage": usage_object(*usage),
+            "usage": response_usage(prompts, choices),
         }
         if request.remote_decode:
             body["kv_transfer_params"] = REMOTE_DECODE_PARAMS
@@ -206,9 +210,10 @@ class GenerationRoute(Generic[RequestT]):
         self,
         conn: Connection,
         state: RequestState,
+        prompts: list[Prompt],
         choices: list[Choice],
         top: int | None,
-        usage: tuple[int, int] | None,
+        include_usage: bool,
     ) -> None:
         endpoint = self.endpoint
         head = envelope(
@@ -227,8 +232,8 @@ class GenerationRoute(Generic[RequestT]):
             )
             last = b""
         tail = [f.finish(c.generation.finish_reason) for c, f in zip(choices, frames, strict=True)]
-        if usage is not None:
-            tail.append(usage_frame(head, *usage))
+        if include_usage:
+            tail.append(usage_frame(head, response_usage(prompts, choices)))
         tail.append(DONE)
         await conn.end(last + b"".join(tail))
 
@@ -241,9 +246,12 @@ class GenerationRoute(Generic[RequestT]):
         hold_last: bool = True,
     ) -> bytes:
         """Write the choice's frames on their deadlines; the last one is returned instead of
-        written when ``hold_last``, so that it leaves with the stream's tail."""
-        tokens = choice.generation.tokens
+        written when ``hold_last``, so that it leaves with the stream's tail. A cache_threshold
+        answer writes nothing: its finish chunk comes with the tail (API-CHAT-6)."""
         async with self.engine.running(state, choice) as timeline:
+            tokens = choice.generation.tokens
+            if choice.generation.finish_reason == FINISH_CACHE_THRESHOLD:
+                return b""
             pending = frames.first + (frames.token(tokens[0], 0, 0) if tokens else b"")
             offset = len(tokens[0]) if tokens else 0
             await conn.sleep_until(timeline.next_deadline())
@@ -257,6 +265,29 @@ class GenerationRoute(Generic[RequestT]):
                 return pending
             await conn.write(pending)
             return b""
+
+
+def header_flag(scope: Scope, name: bytes) -> bool:
+    """A request header read as Go's strconv.ParseBool reads it; absent or unreadable: false."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bool(value in TRUE_VALUES)
+    return False
+
+
+def response_usage(prompts: list[Prompt], choices: list[Choice]) -> dict[str, object]:
+    """Usage of a whole response: each prompt counted once, completions summed; cached tokens
+    of each prompt's first choice. A cache_threshold answer has ``prompt_tokens_details: null``
+    (API-CHAT-2)."""
+    cached: dict[int, int] = {}
+    for choice in choices:
+        cached.setdefault(id(choice.prompt), choice.cached_tokens)
+    threshold = any(c.generation.finish_reason == FINISH_CACHE_THRESHOLD for c in choices)
+    return usage_object(
+        sum(p.tokens for p in prompts),
+        sum(len(c.generation.tokens) for c in choices),
+        None if threshold else sum(cached.values()),
+    )
 
 
 async def _each(coroutines: Any) -> None:

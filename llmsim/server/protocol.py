@@ -109,6 +109,19 @@ class GenerationRequest(_Lenient):
     ignore_eos: bool | None = False
     seed: int | None = None
     kv_transfer_params: KVTransferParams | None = None
+    cache_hit_threshold: float | None = None
+
+    def hit_threshold(self, global_threshold: float) -> float | None:
+        """The prefix-cache hit rate below which the answer is cache_threshold (KV-6): the
+        request's own, else the scenario's when above 0; None for no threshold."""
+        threshold = self.cache_hit_threshold
+        if threshold is None:
+            return global_threshold if global_threshold > 0 else None
+        if not 0.0 <= threshold <= 1.0:
+            raise BadRequest(
+                "cache_hit_threshold must be between 0 and 1", param="cache_hit_threshold"
+            )
+        return threshold
 
     @property
     def remote_prefill(self) -> bool:

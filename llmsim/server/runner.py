@@ -35,7 +35,7 @@ def serve(plan: RuntimePlan, access_log: bool = False, log_level: str = "info") 
         http="httptools",
         access_log=access_log,
         log_level=log_level,
-        lifespan="off",
+        lifespan="on",
         timeout_graceful_shutdown=30,
     )
     log.info(

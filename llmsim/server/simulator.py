@@ -1,14 +1,21 @@
-"""One simulated rank: its engine, its metrics exposition and the plan in force.
+"""One simulated rank: its engine, its metrics exposition, its KV-event publisher and the plan
+in force.
 
 ``apply`` swaps in a new plan atomically (one event loop, no await): requests that started
-before keep the plan they captured; later ones see the new one.
+before keep the plan they captured; later ones see the new one. The environment is read here,
+once: ``POD_IP`` names the rank in KV-event topics, ``VLLM_SERVER_DEV_MODE=1`` allows sleep.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from llmsim.engine.engine import Engine
+from llmsim.errors import StartupError
+from llmsim.events.publisher import KVEventPublisher
 from llmsim.metrics.collector import ExpositionState, SimulatorCollector
 from llmsim.plan.plan import RuntimePlan
 
@@ -16,12 +23,32 @@ from llmsim.plan.plan import RuntimePlan
 class Simulator:
     """The engine and everything that observes it, for one rank."""
 
-    def __init__(self, plan: RuntimePlan):
+    def __init__(self, plan: RuntimePlan, environ: Mapping[str, str] | None = None):
+        environ = os.environ if environ is None else environ
         self.engine = Engine(plan)
         self.active_phase: str | None = None
+        self.dev_mode = environ.get("VLLM_SERVER_DEV_MODE", "") == "1"
+        self.publisher = _publisher(plan, environ)
+        if self.engine.kv is not None:
+            self.engine.kv.sink = self.publisher
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = SimulatorCollector(self.engine.metrics, self._exposition(plan))
         self.registry.register(self.collector)
+
+    async def startup(self) -> None:
+        """Open the KV-event sockets, if any."""
+        if self.publisher is not None:
+            await self.publisher.start()
+
+    async def shutdown(self) -> None:
+        """Flush pending KV events and close the sockets."""
+        if self.publisher is not None:
+            await self.publisher.close()
+
+    def sleep(self) -> None:
+        """``POST /sleep``: only with enable-sleep-mode and VLLM_SERVER_DEV_MODE=1 (SLEEP-1)."""
+        if self.plan.enable_sleep_mode and self.dev_mode:
+            self.engine.sleep()
 
     @property
     def plan(self) -> RuntimePlan:
@@ -44,6 +71,7 @@ class Simulator:
             scenario_name=plan.scenario_name,
             running=lambda: scheduler.running,
             waiting=lambda: scheduler.waiting,
+            kv_usage=self._kv_usage,
             max_loras=plan.max_loras,
             block_size=plan.block_size,
             num_gpu_blocks=plan.kv_cache_size,
@@ -51,3 +79,26 @@ class Simulator:
             fake_refresh_interval=plan.fake_metrics_refresh_interval,
             active_phase=self.active_phase,
         )
+
+    def _kv_usage(self) -> float:
+        kv = self.engine.kv
+        return kv.usage() if kv is not None and self.engine.kv_awake else 0.0
+
+
+def _publisher(plan: RuntimePlan, environ: Mapping[str, str]) -> KVEventPublisher | None:
+    """The KV-event publisher when the cache is on and events have an endpoint (ZMQ-1)."""
+    kv = plan.kv
+    if kv is None or not kv.zmq_endpoint:
+        return None
+    pod_ip = environ.get("POD_IP", "")
+    if not pod_ip:
+        raise StartupError("IP should be defined in the environment (POD_IP) for KV cache to work")
+    return KVEventPublisher(
+        endpoint=kv.zmq_endpoint,
+        topic=f"kv@{pod_ip}:{plan.port}@{plan.model.name}",
+        batch_size=kv.event_batch_size,
+        map_format=kv.map_event_format,
+        data_parallel_rank=0,
+        replay_endpoint=kv.replay_endpoint,
+        replay_queue_size=kv.replay_queue_size,
+    )

@@ -49,6 +49,7 @@ def collector_at(fake: FakeMetrics, now: list[float]) -> SimulatorCollector:
         scenario_name="s",
         running=lambda: 99,
         waiting=lambda: 99,
+        kv_usage=lambda: 0.5,
         max_loras=1,
         block_size=16,
         num_gpu_blocks=1024,
