@@ -1,3 +1,6 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import msgpack  # type: ignore[import-untyped]
 import zmq
 import zmq.asyncio
@@ -24,6 +27,26 @@ def replaying_publisher(
     )
 
 
+@asynccontextmanager
+async def replay_session(
+    queue_size: int = 1024, context: zmq.asyncio.Context | None = None, endpoint: str = ""
+) -> AsyncIterator[tuple[KVEventPublisher, ReplayClient]]:
+    """A started replaying publisher and a client asking it; both closed afterwards."""
+    replay_endpoint = free_endpoint()
+    publisher = replaying_publisher(replay_endpoint, queue_size, endpoint)
+    own_context = context is None
+    context = context or zmq.asyncio.Context()
+    client = ReplayClient(context, replay_endpoint)
+    try:
+        await publisher.start()
+        yield publisher, client
+    finally:
+        await publisher.close()
+        client.close()
+        if own_context:
+            context.destroy(linger=0)
+
+
 def seq_of(reply: list[bytes]) -> int:
     return int.from_bytes(reply[1], "big")
 
@@ -35,12 +58,7 @@ def removed_hash(reply: list[bytes]) -> int:
 
 def test_replay_sends_every_kept_batch_from_the_asked_sequence_then_the_sentinel_ZMQ_5() -> None:
     async def scenario() -> None:
-        endpoint = free_endpoint()
-        publisher = replaying_publisher(endpoint)
-        context = zmq.asyncio.Context()
-        client = ReplayClient(context, endpoint)
-        try:
-            await publisher.start()
+        async with replay_session() as (publisher, client):
             for n in range(1, 6):
                 publisher.blocks_removed([100 + n])
             await client.ask(3)
@@ -53,22 +71,13 @@ def test_replay_sends_every_kept_batch_from_the_asked_sequence_then_the_sentinel
             assert [seq_of(r) for r in (await client.replies())[:-1]] == [1, 2, 3, 4, 5]
             await client.ask(6)
             assert await client.replies() == [SENTINEL]
-        finally:
-            await publisher.close()
-            client.close()
-            context.destroy(linger=0)
 
     run(scenario())
 
 
 def test_only_the_last_queue_size_batches_are_kept_ZMQ_5() -> None:
     async def scenario() -> None:
-        endpoint = free_endpoint()
-        publisher = replaying_publisher(endpoint, queue_size=3)
-        context = zmq.asyncio.Context()
-        client = ReplayClient(context, endpoint)
-        try:
-            await publisher.start()
+        async with replay_session(queue_size=3) as (publisher, client):
             for n in range(1, 7):
                 publisher.blocks_removed([n])
             await client.ask(1)  # history lost before 4 is not signalled
@@ -76,22 +85,13 @@ def test_only_the_last_queue_size_batches_are_kept_ZMQ_5() -> None:
             assert [seq_of(r) for r in replies[:-1]] == [4, 5, 6]
             assert [removed_hash(r) for r in replies[:-1]] == [4, 5, 6]
             assert replies[-1] == SENTINEL
-        finally:
-            await publisher.close()
-            client.close()
-            context.destroy(linger=0)
 
     run(scenario())
 
 
 def test_malformed_requests_are_ignored_ZMQ_5() -> None:
     async def scenario() -> None:
-        endpoint = free_endpoint()
-        publisher = replaying_publisher(endpoint)
-        context = zmq.asyncio.Context()
-        client = ReplayClient(context, endpoint)
-        try:
-            await publisher.start()
+        async with replay_session() as (publisher, client):
             for n in range(1, 4):
                 publisher.blocks_removed([n])
             await client.send(b"", b"\x00" * 7)  # too short
@@ -102,32 +102,27 @@ def test_malformed_requests_are_ignored_ZMQ_5() -> None:
             replies = await client.replies()  # the first answer is to the valid request
             assert [seq_of(r) for r in replies[:-1]] == [2, 3]
             assert replies[-1] == SENTINEL
-        finally:
-            await publisher.close()
-            client.close()
-            context.destroy(linger=0)
 
     run(scenario())
 
 
 def test_replayed_batches_are_the_published_bytes() -> None:
     async def scenario() -> None:
-        replay_endpoint = free_endpoint()
         context = zmq.asyncio.Context()
         subscriber = Subscriber(context, TOPIC)
-        publisher = replaying_publisher(replay_endpoint, endpoint=subscriber.endpoint)
-        client = ReplayClient(context, replay_endpoint)
         try:
-            await publisher.start()
-            await subscriber.join(publisher)
-            publisher.block_stored([1, 2], None, [1, 2, 3, 4], 2, 1, "a")
-            published = await subscriber.receive()
-            await client.ask(published.seq)
-            replies = await client.replies()
-            assert replies == [[published.topic, published.seq_frame, published.payload], SENTINEL]
+            async with replay_session(context=context, endpoint=subscriber.endpoint) as (
+                publisher,
+                client,
+            ):
+                await subscriber.join(publisher)
+                publisher.block_stored([1, 2], None, [1, 2, 3, 4], 2, 1, "a")
+                published = await subscriber.receive()
+                await client.ask(published.seq)
+                replies = await client.replies()
+                expected = [published.topic, published.seq_frame, published.payload]
+                assert replies == [expected, SENTINEL]
         finally:
-            await publisher.close()
-            client.close()
             subscriber.close()
             context.destroy(linger=0)
 
