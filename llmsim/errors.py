@@ -73,6 +73,10 @@ class QueueFull(LlmsimError):
     status = 429
 
 
+class ScriptedDisconnect(Exception):
+    """A scenario rule closes the connection mid-stream (``stream.disconnect-after-tokens``)."""
+
+
 class StartupError(Exception):
     """The server cannot start with this plan in this environment (e.g. a missing POD_IP)."""
 

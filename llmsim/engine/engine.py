@@ -11,6 +11,7 @@ ended). The engine never sleeps; it only says when things are due.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,9 +27,13 @@ from llmsim.engine.rng import RandomSource
 from llmsim.engine.scheduler import Scheduler, Ticket
 from llmsim.engine.timeline import TokenTimeline
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.errors import BadRequest, LlmsimError, NotFound
+from llmsim.errors import BadRequest, LlmsimError, NotFound, ScriptedDisconnect
 from llmsim.metrics.recorder import ChoiceTiming, MetricsRecorder
-from llmsim.plan.plan import RuntimePlan
+from llmsim.plan.compile import phase_plan
+from llmsim.plan.phases import PhaseClock
+from llmsim.plan.plan import LatencyPlan, RuntimePlan
+
+log = logging.getLogger("llmsim")
 
 
 @dataclass(slots=True)
@@ -47,6 +52,10 @@ class RequestState:
     """Below this prefix-cache hit rate the request finishes with cache_threshold (KV-6)."""
     force_cache_threshold: bool = False
     """The client asked for a cache_threshold answer (HDR-4)."""
+    latency: LatencyPlan | None = None
+    """A rule's latency for this request, instead of the plan's."""
+    stall_after_tokens: int | None = None
+    stall: float = 0.0
 
     @property
     def display_model(self) -> str:
@@ -71,8 +80,11 @@ class Engine:
     """A simulated vLLM engine in upstream's per-request mode."""
 
     def __init__(self, plan: RuntimePlan, clock: Callable[[], float] = time.perf_counter):
-        self.plan = plan
+        self.base_plan = plan
         self.clock = clock
+        self.phases = PhaseClock(plan.phases)
+        self._phase_plans: dict[tuple[int, ...], RuntimePlan] = {(): plan}
+        self._active: tuple[int, ...] = ()
         self.tokenizer = SimulatedTokenizer()
         self.metrics = MetricsRecorder(plan.model.max_model_len)
         self.scheduler = Scheduler(
@@ -82,7 +94,7 @@ class Engine:
             self.metrics.lora_changed,
         )
         self.loras = LoraRegistry(list(plan.lora_modules))
-        self.generator = Generator(self.tokenizer, plan.response_mode, plan.model.max_model_len)
+        self.generator = Generator(self.tokenizer, plan.model.max_model_len)
         self.kv: KVCache | None = None
         if plan.kv is not None:
             self.kv = KVCache(plan.kv.capacity, plan.kv.block_size, is_loaded=self._is_loaded)
@@ -92,25 +104,37 @@ class Engine:
         self._random = RandomSource(plan.seed, plan.port)
         self._roots: dict[str, int] = {}
 
-    def start(
-        self,
-        seed: int | None = None,
-        prompt_text: str = "",
-        max_tokens: int | None = None,
-        remote_prefill: bool = False,
-        adapter: str | None = None,
-    ) -> RequestState:
-        """Register an arriving request: its id, its random source, the plan it will see.
+    @property
+    def plan(self) -> RuntimePlan:
+        """The plan a request arriving now sees: the base plan with the active phases."""
+        if not self.base_plan.phases:
+            return self.base_plan
+        active = self.phases.active()
+        if active != self._active:
+            names = [self.base_plan.phases[i].name for i in active]
+            log.info("phase change: %s", ", ".join(names) if names else "no phase active")
+            self._active = active
+        plan = self._phase_plans.get(active)
+        if plan is None:
+            plan = self._phase_plans[active] = phase_plan(self.base_plan, active)
+        return plan
 
-        With a request ``seed`` the random source depends only on the seed and the prompt, so
-        the same request gives the same answer whatever came before it, as with vLLM.
-        """
+    def set_base_plan(self, plan: RuntimePlan) -> None:
+        """A runtime reconfiguration: the new base plan, phases overlaid as before."""
+        self.base_plan = plan
+        self._phase_plans = {(): plan}
+
+    def start(self) -> RequestState:
+        """Register an arriving generation request: its id and random source (drawn in
+        arrival order), the time, and the plan it will see from start to end."""
+        self.phases.count_request()
         request_id, rng = self._random.next_request()
-        if seed is not None:
-            rng = random.Random(f"{seed}:{prompt_text}")
-        return RequestState(
-            request_id, rng, self.clock(), self.plan, max_tokens, remote_prefill, adapter
-        )
+        return RequestState(request_id, rng, self.clock(), self.plan)
+
+    def reseed(self, state: RequestState, seed: int, prompt_text: str) -> None:
+        """A request ``seed``: the random source then depends only on the seed and the prompt,
+        so the same request gives the same answer whatever came before it, as with vLLM."""
+        state.rng = random.Random(f"{seed}:{prompt_text}")
 
     def resolve_model(self, name: str) -> str | None:
         """The adapter a request's ``model`` names (None: the base model); 404 if neither."""
@@ -185,7 +209,7 @@ class Engine:
         """Wait for the choice's slot, then yield its token timeline; on exit free the slot and
         record the outcome (finished, or aborted when the client went away)."""
         plan = state.plan
-        latency = plan.latency
+        latency = state.latency or plan.latency
         try:
             await choice.ticket.wait()
             admitted = self.clock()
@@ -230,6 +254,8 @@ class Engine:
                 if dynamic
                 else None,
                 self.metrics.inter_token_latency.observe,
+                state.stall_after_tokens,
+                state.stall,
             )
             yield timeline
             timing = ChoiceTiming(
@@ -242,7 +268,7 @@ class Engine:
             self.metrics.choice_finished(
                 timing, prompt_tokens, state.max_tokens, choice.generation.finish_reason
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ScriptedDisconnect):
             self.metrics.choice_aborted()
             raise
         finally:

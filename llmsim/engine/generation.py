@@ -57,12 +57,11 @@ def check_context_window(prompt_tokens: int, max_tokens: int | None, max_model_l
 
 
 class Generator:
-    """Produces answers in the plan's response mode."""
+    """Produces answers: built-in text, echoed prompts, or a given text."""
 
-    def __init__(self, tokenizer: SimulatedTokenizer, mode: str, max_model_len: int):
+    def __init__(self, tokenizer: SimulatedTokenizer, max_model_len: int):
         self._tokenizer = tokenizer
         self._text = TextSource(tokenizer)
-        self._mode = mode
         self._max_model_len = max_model_len
 
     def generate(
@@ -72,10 +71,12 @@ class Generator:
         max_tokens: int | None,
         ignore_eos: bool,
         min_tokens: int = 0,
+        mode: str = "random",
     ) -> Generation:
-        """The answer to ``prompt`` under the request's ``max_tokens``, ``ignore_eos`` and
-        ``min_tokens`` (vLLM's floor on the length before an end of sequence may come)."""
-        if self._mode == "echo":
+        """The answer to ``prompt`` in response ``mode`` under the request's ``max_tokens``,
+        ``ignore_eos`` and ``min_tokens`` (vLLM's floor on the length before an end of
+        sequence may come)."""
+        if mode == "echo":
             if prompt.echo_tokens is not None:
                 tokens = list(prompt.echo_tokens)
             else:
@@ -87,3 +88,14 @@ class Generator:
         length = max(response_length(rng, max_tokens, room, ignore_eos), min(min_tokens, limit))
         finish = FINISH_LENGTH if length == limit else FINISH_STOP
         return Generation(self._text.tokens(rng, length), finish)
+
+    def given(self, text: str, max_tokens: int | None) -> Generation:
+        """A given text (a rule's reply) as an answer, cut at ``max_tokens``."""
+        tokens = self._tokenizer.split(text)
+        if max_tokens is not None and len(tokens) > max_tokens:
+            return Generation(tokens[:max_tokens], FINISH_LENGTH)
+        return Generation(tokens, FINISH_STOP)
+
+    def lorem(self, rng: random.Random, count: int) -> str:
+        """``count`` tokens of built-in text, for templates."""
+        return "".join(self._text.tokens(rng, max(0, min(count, self._max_model_len))))

@@ -2,7 +2,8 @@
 
 The first token is due at admission + its TTFT; token i+1 at token i's deadline + a sampled ITL,
 scaled by the load factor read when that token's wait begins (LAT-1, LAT-3). Each ITL drawn is
-reported to an optional observer (the inter-token latency histogram). Deadlines are
+reported to an optional observer (the inter-token latency histogram). A scripted stall pushes
+every token after the first ``stall_after_tokens`` back by ``stall``. Deadlines are
 absolute times on the engine's clock chained from the previous *deadline*, never from when a
 writer woke up, so lateness never accumulates. They are drawn lazily, one per token, from the
 request's own random source.
@@ -19,7 +20,18 @@ from llmsim.plan.samplers import Sampler
 class TokenTimeline:
     """Yields each token's absolute deadline, in order."""
 
-    __slots__ = ("_first_delay", "_itl", "_load_factor", "_next", "_observe", "_rng", "first")
+    __slots__ = (
+        "_drawn",
+        "_first_delay",
+        "_itl",
+        "_load_factor",
+        "_next",
+        "_observe",
+        "_rng",
+        "_stall",
+        "_stall_after",
+        "first",
+    )
 
     def __init__(
         self,
@@ -29,7 +41,14 @@ class TokenTimeline:
         rng: random.Random,
         load_factor: Callable[[], float] | None = None,
         observe_itl: Callable[[float], None] | None = None,
+        stall_after_tokens: int | None = None,
+        stall: float = 0.0,
     ):
+        self._stall_after = stall_after_tokens
+        self._stall = stall
+        self._drawn = 0
+        if stall_after_tokens == 0:
+            first_delay += stall
         self._next = admitted_at
         self.first = admitted_at + first_delay
         """The first token's deadline."""
@@ -46,10 +65,13 @@ class TokenTimeline:
 
     def next_deadline(self) -> float:
         """The deadline of the next token."""
+        self._drawn += 1
         if self._first_delay is not None:
             self._next = self.first
             self._first_delay = None
             return self._next
+        if self._drawn - 1 == self._stall_after:
+            self._next += self._stall
         if self._load_factor is None:
             gap = self._itl.sample(self._rng)
         else:

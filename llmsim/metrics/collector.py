@@ -131,7 +131,7 @@ class ExpositionState:
     num_gpu_blocks: int
     fake: FakeMetrics | None
     fake_refresh_interval: float
-    active_phase: str | None = None
+    active_phase: Callable[[], str | None] = lambda: None
 
 
 class SimulatorCollector(Collector):
@@ -204,7 +204,7 @@ class SimulatorCollector(Collector):
             "The running scenario and its active phase (empty outside every phase).",
             labels=["model_name", "scenario", "phase"],
         )
-        info.add_metric([state.model_name, state.scenario_name, state.active_phase or ""], 1.0)
+        info.add_metric([state.model_name, state.scenario_name, state.active_phase() or ""], 1.0)
         yield info
 
     def _gauge(self, name: str, documentation: str, value: float) -> GaugeMetricFamily:

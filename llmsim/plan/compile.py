@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping
 
+from llmsim.plan.phases import windows
 from llmsim.plan.plan import KVPlan, LatencyPlan, ModelPlan, RuntimePlan
+from llmsim.plan.rules import compile_rule
 from llmsim.plan.samplers import build_sampler
+from llmsim.scenario.checks import merge
 from llmsim.scenario.kv_cache import KVCacheSection
+from llmsim.scenario.loader import InvalidScenario, describe_validation_errors, validate_data
 from llmsim.scenario.model import LatencySection, Scenario
+from llmsim.scenario.overlays import overlay_data
+
+log = logging.getLogger("llmsim")
 
 
 def compile_latency(latency: LatencySection) -> LatencyPlan:
@@ -42,6 +50,29 @@ def compile_latency(latency: LatencySection) -> LatencyPlan:
         kv_cache_transfer_time_std_dev=latency.kv_cache_transfer_time_std_dev,
         time_factor_under_load=latency.time_factor_under_load,
     )
+
+
+def phase_plan(base: RuntimePlan, active: tuple[int, ...]) -> RuntimePlan:
+    """``base`` with the overlays of the ``active`` phases applied, later ones winning. Each
+    phase alone was validated with the scenario; if a combination is not valid, the latest
+    phase alone applies (and a warning says so)."""
+    scenario = base.scenario
+    data = scenario.model_dump(by_alias=True, mode="json")
+    for index in active:
+        phase = scenario.phases[index]
+        for key in ("latency", "failures", "responses"):
+            data[key].update(overlay_data(getattr(phase, key)))
+    try:
+        merged = validate_data(data)
+    except InvalidScenario as exc:
+        log.warning(
+            "phases %s together are not valid (%s); applying %s alone",
+            [scenario.phases[i].name for i in active],
+            "; ".join(describe_validation_errors(exc)),
+            scenario.phases[active[-1]].name,
+        )
+        return phase_plan(base, active[-1:]) if len(active) > 1 else base
+    return compile_scenario(merged, default_seed=base.seed)
 
 
 def _is_zero(value: object, std_dev: float) -> bool:
@@ -101,6 +132,17 @@ def compile_scenario(
         block_size=scenario.kv_cache.block_size,
         kv_cache_size=scenario.kv_cache.kv_cache_size,
         enable_sleep_mode=scenario.server.enable_sleep_mode,
+        failure_injection_rate=scenario.failures.failure_injection_rate,
+        failure_types=tuple(scenario.failures.failure_types),
+        rules=tuple(
+            compile_rule(
+                index,
+                rule,
+                compile_latency(merge(latency, rule.latency)) if rule.latency is not None else None,
+            )
+            for index, rule in enumerate(scenario.rules)
+        ),
+        phases=windows(scenario.phases),
         max_loras=scenario.lora.max_loras,
         lora_modules=tuple((m.name, m.path) for m in scenario.lora.lora_modules),
         fake_metrics_refresh_interval=scenario.metrics.fake_metrics_refresh_interval,

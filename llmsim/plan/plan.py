@@ -7,11 +7,15 @@ engine reads it on every request, so it holds resolved values and ready samplers
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from llmsim.plan.samplers import Constant, Sampler
 from llmsim.scenario.fake_metrics import FakeMetrics
 from llmsim.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from llmsim.plan.phases import PhaseWindow
+    from llmsim.plan.rules import CompiledRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +93,7 @@ class RuntimePlan:
     max_loras: int = 1
     lora_modules: tuple[tuple[str, str], ...] = ()
     """``(name, path)`` of the adapters available from the start."""
+    failure_injection_rate: float = 0.0
+    failure_types: tuple[str, ...] = ()
+    rules: tuple[CompiledRule, ...] = ()
+    phases: tuple[PhaseWindow, ...] = ()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ValidationError
+
+from llmsim.scenario.base import Section
+from llmsim.scenario.distributions import DISTRIBUTION_TAGS
 from llmsim.scenario.model import Scenario
+from llmsim.scenario.overlays import overlay_data
 
 Location = tuple[str | int, ...]
 
 
 def cross_section_problems(scenario: Scenario) -> list[tuple[Location, str]]:
     """Problems no single section can see: ``(key path, message)`` pairs."""
+    return _lora_problems(scenario) + _overlay_problems(scenario)
+
+
+def _lora_problems(scenario: Scenario) -> list[tuple[Location, str]]:
     problems: list[tuple[Location, str]] = []
     served = set(scenario.model.served_names)
     seen: set[str] = set()
@@ -28,3 +37,45 @@ def cross_section_problems(scenario: Scenario) -> list[tuple[Location, str]]:
                 )
             )
     return problems
+
+
+def _overlay_problems(scenario: Scenario) -> list[tuple[Location, str]]:
+    """Every phase and rule overlay, merged onto its section, must be a valid section."""
+    problems: list[tuple[Location, str]] = []
+    names: set[str] = set()
+    for index, phase in enumerate(scenario.phases):
+        if phase.name in names:
+            problems.append((("phases", index, "name"), f"phase '{phase.name}' is listed twice"))
+        names.add(phase.name)
+        for key in ("latency", "failures", "responses"):
+            overlay = getattr(phase, key)
+            problems += merged_problems(getattr(scenario, key), overlay, ("phases", index, key))
+    for index, rule in enumerate(scenario.rules):
+        problems += merged_problems(scenario.latency, rule.latency, ("rules", index, "latency"))
+    return problems
+
+
+def merge(section: Section, overlay: BaseModel | None) -> Section:
+    """``section`` with the keys ``overlay`` sets, validated as a section of its kind."""
+    data = section.model_dump(by_alias=True, mode="json")
+    data.update(overlay_data(overlay))
+    return type(section).model_validate(data)
+
+
+def merged_problems(
+    section: Section, overlay: BaseModel | None, where: Location
+) -> list[tuple[Location, str]]:
+    """The problems of ``section`` merged with ``overlay``, located under ``where``."""
+    if overlay is None:
+        return []
+    try:
+        merge(section, overlay)
+    except ValidationError as exc:
+        return [
+            (
+                (*where, *(p for p in error["loc"] if p not in DISTRIBUTION_TAGS)),
+                str(error["msg"]).removeprefix("Value error, "),
+            )
+            for error in exc.errors()
+        ]
+    return []

@@ -6,166 +6,32 @@ upstream defaults. The JSON schema, ``llmsim validate`` and the docs are derived
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from llmsim.scenario.base import Section
-from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
+from llmsim.scenario.failures import FailuresSection
 from llmsim.scenario.fake_metrics import MetricsSection
 from llmsim.scenario.kv_cache import KVCacheSection
 from llmsim.scenario.lora import LoraSection
-from llmsim.scenario.units import Duration, format_duration
+from llmsim.scenario.scripting import Phase, Rule
+from llmsim.scenario.sections import (
+    EngineSection,
+    LatencySection,
+    ModelSection,
+    ResponsesSection,
+    ServerSection,
+)
 
-DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
-
-
-def _one_or_many(value: object) -> object:
-    return [value] if isinstance(value, str) else value
-
-
-class ModelSection(Section):
-    """The served model."""
-
-    name: str = Field(default=DEFAULT_MODEL_NAME, min_length=1, description="upstream `model`")
-    served_model_name: Annotated[
-        list[Annotated[str, Field(min_length=1)]] | None,
-        BeforeValidator(_one_or_many),
-    ] = Field(
-        default=None,
-        min_length=1,
-        description="Names the API answers to; the first is shown in responses. Default: name.",
-    )
-    max_model_len: int = Field(default=1024, ge=1, description="Context window in tokens.")
-
-    @property
-    def served_names(self) -> list[str]:
-        """The names the API answers to, in order; the first one is displayed."""
-        return self.served_model_name or [self.name]
-
-
-class ServerSection(Section):
-    """Where the server listens."""
-
-    host: str = Field(default="0.0.0.0", min_length=1, description="Address to bind.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
-    enable_sleep_mode: bool = Field(
-        default=False,
-        description="Let POST /sleep put the engine to sleep (also needs VLLM_SERVER_DEV_MODE=1).",
-    )
-
-
-class EngineSection(Section):
-    """The simulated engine's capacity."""
-
-    max_num_seqs: int = Field(default=5, ge=1, description="Requests running at once.")
-    max_waiting_queue_length: int = Field(
-        default=1000,
-        ge=0,
-        description="Requests that may wait for a slot; more are rejected with 429. 0: no queue.",
-    )
-
-
-def check_std_dev(std_dev: float, info: ValidationInfo) -> float:
-    """Upstream's rule for ``<base>-std-dev``: only beside a duration, at most 30% of it."""
-    assert info.field_name is not None
-    base_key = info.field_name.removesuffix("_std_dev")
-    if std_dev == 0 or base_key not in info.data:
-        return std_dev
-    base = info.data[base_key]
-    name = base_key.replace("_", "-")
-    if not isinstance(base, float):
-        raise ValueError(
-            f"{name}-std-dev applies to a duration; put the spread in the distribution"
-        )
-    if std_dev > UPSTREAM_MAX_STD_DEV_SHARE * base + 1e-12:
-        raise ValueError(f"must be at most 30% of {name} ({format_duration(base)})")
-    return std_dev
-
-
-def check_std_dev_beside_durations(std_dev: float, info: ValidationInfo) -> float:
-    """A per-token std-dev jitters a computed time: only plain durations may feed it."""
-    if std_dev == 0:
-        return std_dev
-    bases = {
-        "prefill_time_std_dev": ("prefill_overhead", "prefill_time_per_token"),
-        "kv_cache_transfer_time_std_dev": ("kv_cache_transfer_time_per_token",),
-    }
-    assert info.field_name is not None
-    for base_key in bases[info.field_name]:
-        if base_key in info.data and not isinstance(info.data[base_key], float):
-            name = base_key.replace("_", "-")
-            raise ValueError(f"applies to durations only; {name} is a distribution")
-    return std_dev
-
-
-class LatencySection(Section):
-    """How long things take. Each latency key takes a duration or a distribution."""
-
-    latency_calculator: Literal["constant", "per-token", ""] | None = Field(
-        default=None,
-        description=(
-            "How TTFT is computed: constant (time-to-first-token), per-token (prefill-overhead +"
-            " uncached prompt tokens x prefill-time-per-token); omitted: per-token when"
-            " time-to-first-token and its std-dev are both 0, else constant."
-        ),
-    )
-    time_to_first_token: LatencyValue = Field(default=0.0, description="Time to first token.")
-    time_to_first_token_std_dev: Duration = Field(
-        default=0.0, description="Normal jitter of a constant TTFT; at most 30% of it."
-    )
-    inter_token_latency: LatencyValue = Field(default=0.0, description="Time between tokens.")
-    inter_token_latency_std_dev: Duration = Field(
-        default=0.0, description="Normal jitter of a constant ITL; at most 30% of it."
-    )
-    prefill_overhead: LatencyValue = Field(
-        default=0.0, description="per-token calculator: fixed part of the TTFT."
-    )
-    prefill_time_per_token: LatencyValue = Field(
-        default=0.0, description="per-token calculator: TTFT per uncached prompt token."
-    )
-    prefill_time_std_dev: Duration = Field(
-        default=0.0, description="per-token calculator: normal jitter of the TTFT (clamped ±70%)."
-    )
-    kv_cache_transfer_latency: LatencyValue = Field(
-        default=0.0, description="TTFT of a request with do_remote_prefill (constant calculator)."
-    )
-    kv_cache_transfer_latency_std_dev: Duration = Field(
-        default=0.0, description="Normal jitter of kv-cache-transfer-latency; at most 30% of it."
-    )
-    kv_cache_transfer_time_per_token: LatencyValue = Field(
-        default=0.0,
-        description="TTFT per prompt token of a request with do_remote_prefill (per-token).",
-    )
-    kv_cache_transfer_time_std_dev: Duration = Field(
-        default=0.0, description="Normal jitter of the per-token KV transfer time (clamped ±70%)."
-    )
-    time_factor_under_load: float = Field(
-        default=1.0,
-        ge=1.0,
-        allow_inf_nan=False,
-        description=(
-            "TTFT and ITL multiplier when all max-num-seqs slots run; scales linearly from 1"
-            " with one running request."
-        ),
-    )
-
-    _check_std_devs = field_validator(
-        "time_to_first_token_std_dev",
-        "inter_token_latency_std_dev",
-        "kv_cache_transfer_latency_std_dev",
-    )(check_std_dev)
-    _check_unbounded_std_devs = field_validator(
-        "prefill_time_std_dev", "kv_cache_transfer_time_std_dev"
-    )(check_std_dev_beside_durations)
-
-
-class ResponsesSection(Section):
-    """Where response text comes from."""
-
-    mode: Literal["random", "echo"] = Field(
-        default="random", description="random: built-in text; echo: repeat the prompt."
-    )
+__all__ = [
+    "EngineSection",
+    "LatencySection",
+    "ModelSection",
+    "ResponsesSection",
+    "Scenario",
+    "ServerSection",
+]
 
 
 class Scenario(Section):
@@ -184,4 +50,7 @@ class Scenario(Section):
     responses: ResponsesSection = ResponsesSection()
     lora: LoraSection = LoraSection()
     kv_cache: KVCacheSection = KVCacheSection()
+    failures: FailuresSection = FailuresSection()
+    rules: list[Rule] = Field(default_factory=list, description="Per request, first match wins.")
+    phases: list[Phase] = Field(default_factory=list, description="Overlays over time.")
     metrics: MetricsSection = MetricsSection()

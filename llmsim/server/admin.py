@@ -23,7 +23,7 @@ FAKE_METRICS_KEY = "fake-metrics"
 _LATENCY_KEYS = frozenset(
     field.alias or name for name, field in LatencySection.model_fields.items()
 )
-ADMIN_KEYS = _LATENCY_KEYS | {FAKE_METRICS_KEY}
+ADMIN_KEYS = _LATENCY_KEYS | {FAKE_METRICS_KEY, "failure-injection-rate", "failure-types"}
 _NOT_DURATIONS = frozenset({"latency-calculator", "time-factor-under-load"})
 REAL_METRICS = "the simulator is reporting real metrics; fake metrics cannot be updated"
 

@@ -128,14 +128,14 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     @api.get("/admin/config")
     async def get_config() -> JSONResponse:
         """The configuration in force, with upstream's flat key names (CFG-ADMIN-1)."""
-        return JSONResponse(config_view(simulator.plan, simulator.active_phase))
+        return JSONResponse(config_view(simulator.plan, engine.phases.active_name()))
 
     @api.post("/admin/config")
     async def post_config(request: Request) -> JSONResponse:
         """Change failure, latency or fake-metric settings from the next request on."""
         updates = parse_object(await request.body(), "admin config")
         simulator.apply(updated_plan(simulator.plan, updates))
-        return JSONResponse(config_view(simulator.plan, simulator.active_phase))
+        return JSONResponse(config_view(simulator.plan, engine.phases.active_name()))
 
     @api.post("/fake_metrics", status_code=204)
     async def post_fake_metrics(request: Request) -> Response:

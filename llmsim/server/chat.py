@@ -44,6 +44,13 @@ class ChatEndpoint:
         rendered = render_conversation(request.messages)
         return [Prompt(tokenizer.count(rendered), rendered, request.messages[-1].plain_text())]
 
+    def rule_prompt(self, request: ChatCompletionRequest) -> str:
+        """The last user message's text (the last message's when no user spoke)."""
+        for message in reversed(request.messages):
+            if message.role == "user":
+                return message.plain_text()
+        return request.messages[-1].plain_text()
+
     def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices`` (API-CHAT-2, API-CHAT-3)."""
         message: dict[str, object] = {"role": "assistant"}

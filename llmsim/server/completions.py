@@ -42,6 +42,11 @@ class CompletionsEndpoint:
             for item in request.prompt_list()
         ]
 
+    def rule_prompt(self, request: CompletionRequest) -> str:
+        """The first prompt's text (token ids joined by commas)."""
+        first = request.prompt_list()[0]
+        return first if isinstance(first, str) else ",".join(map(str, first))
+
     def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices`` (API-CMPL-2)."""
         tokens = generation.tokens

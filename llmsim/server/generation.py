@@ -11,6 +11,7 @@ the request, which frees its queue places and running slots at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Coroutine
@@ -19,6 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import ValidationError
 
 from llmsim.engine.engine import Choice, Engine, RequestState
+from llmsim.engine.faults import header_error, injected_failure, rule_error
 from llmsim.engine.generation import (
     FINISH_CACHE_THRESHOLD,
     FINISH_REMOTE_DECODE,
@@ -27,7 +29,8 @@ from llmsim.engine.generation import (
     check_context_window,
 )
 from llmsim.engine.tokenizer import SimulatedTokenizer
-from llmsim.errors import BadRequest, LlmsimError
+from llmsim.errors import BadRequest, LlmsimError, ScriptedDisconnect
+from llmsim.plan.rules import CompiledRule, first_match, render_reply
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
 from llmsim.server.errors import body_for, from_validation_error
 from llmsim.server.frames import DONE, ChoiceFrames, envelope, usage_frame, usage_object
@@ -36,7 +39,9 @@ from llmsim.server.protocol import GenerationRequest
 IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
 PREFILL_STREAMING = "Prefill does not support streaming"
 CACHE_THRESHOLD_HEADER = b"x-cache-threshold-finish-reason"
-TRUE_VALUES = frozenset({b"1", b"t", b"T", b"TRUE", b"true", b"True"})
+RETURN_ERROR_HEADER = b"x-return-error"
+TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+"""Header values read as true (Go's strconv.ParseBool)."""
 REMOTE_DECODE_PARAMS = {
     "do_remote_decode": False,
     "do_remote_prefill": True,
@@ -49,6 +54,7 @@ REMOTE_DECODE_PARAMS = {
 """What a prefill instance answers in ``kv_transfer_params`` for its decode peer (API-PD-2)."""
 
 RequestT = TypeVar("RequestT", bound=GenerationRequest)
+log = logging.getLogger("llmsim")
 
 
 class Endpoint(Protocol[RequestT]):
@@ -83,6 +89,10 @@ class Endpoint(Protocol[RequestT]):
         """The request's prompts as the engine sees them, one per sub-request."""
         ...
 
+    def rule_prompt(self, request: RequestT) -> str:
+        """The text scenario rules match and templates see as ``prompt``."""
+        ...
+
     def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices``."""
         ...
@@ -99,6 +109,7 @@ class GenerationRoute(Generic[RequestT]):
         self.endpoint = endpoint
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        self._failed_templates: set[int] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = Connection(receive, send)
@@ -123,8 +134,27 @@ class GenerationRoute(Generic[RequestT]):
         except ValidationError as exc:
             raise from_validation_error(exc) from None
         engine = self.engine
-        plan = engine.plan
-        adapter = engine.resolve_model(request.model)
+        state = engine.start()
+        plan = state.plan
+        headers = request_headers(scope)
+        returned = headers.get(RETURN_ERROR_HEADER)
+        if returned is not None:
+            raise header_error(returned.encode("latin-1"))
+        model_name = plan.model.name
+        injected = injected_failure(
+            plan.failure_injection_rate, plan.failure_types, state.rng, model_name
+        )
+        if injected is not None:
+            raise injected
+        state.adapter = engine.resolve_model(request.model)
+        prompt_text = self.endpoint.rule_prompt(request)
+        rule = first_match(plan.rules, self.endpoint.path, request.model, prompt_text, headers)
+        if rule is not None:
+            if rule.error is not None:
+                raise rule_error(rule.error, model_name)
+            state.latency = rule.latency
+            state.stall_after_tokens = rule.stall_after_tokens
+            state.stall = rule.stall
         copies = request.choices
         limit = request.output_limit()
         min_tokens = request.min_output(limit)
@@ -137,22 +167,24 @@ class GenerationRoute(Generic[RequestT]):
         prompts = self.endpoint.prompts(request, engine.tokenizer)
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
-        state = engine.start(
-            request.seed,
-            prompts[0].text if request.seed is not None else "",
-            limit,
-            request.remote_prefill,
-            adapter,
-        )
+        state.max_tokens = limit
+        state.remote_prefill = request.remote_prefill
         state.cache_hit_threshold = threshold
-        state.force_cache_threshold = header_flag(scope, CACHE_THRESHOLD_HEADER)
-        ignore_eos = bool(request.ignore_eos)
+        state.force_cache_threshold = headers.get(CACHE_THRESHOLD_HEADER, "") in TRUE_VALUES
+        if request.seed is not None:
+            engine.reseed(state, request.seed, prompts[0].text)
         single = len(prompts) * copies == 1
         plans: list[tuple[int, Prompt, random.Random, Generation]] = []
         for p, prompt in enumerate(prompts):
             for j in range(copies):
                 rng = state.rng if single else random.Random(state.rng.getrandbits(64))
-                generation = engine.generator.generate(rng, prompt, limit, ignore_eos, min_tokens)
+                if rule is not None and rule.reply is not None:
+                    text = self._reply(rule, request, prompt_text, rng, limit)
+                    generation = engine.generator.given(text, limit)
+                else:
+                    generation = engine.generator.generate(
+                        rng, prompt, limit, bool(request.ignore_eos), min_tokens, plan.response_mode
+                    )
                 if request.remote_decode:
                     generation = Generation(generation.tokens, FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
@@ -165,12 +197,41 @@ class GenerationRoute(Generic[RequestT]):
             if not all(ticket.granted for ticket in tickets):
                 conn.watch()
             if request.stream:
-                await self._stream(conn, state, prompts, choices, top, request.include_usage)
+                cut = rule.disconnect_after_tokens if rule is not None else None
+                await self._stream(conn, state, prompts, choices, top, request.include_usage, cut)
             else:
                 await self._complete(conn, state, prompts, choices, top, request)
         finally:
             for ticket in tickets:
                 ticket.give_back()
+
+    def _reply(
+        self,
+        rule: CompiledRule,
+        request: GenerationRequest,
+        prompt: str,
+        rng: random.Random,
+        max_tokens: int | None,
+    ) -> str:
+        """A rule's templated reply for one choice; a render error is a 500 naming the rule,
+        logged once per rule."""
+        context = {
+            "request": request.model_dump(mode="json", exclude_none=True),
+            "prompt": prompt,
+            "model": request.model,
+            "rng": rng,
+            "max_tokens": max_tokens,
+            "phase": self.engine.phases.active_name(),
+            "lorem": lambda count: self.engine.generator.lorem(rng, int(count)),
+        }
+        try:
+            return render_reply(rule, context)
+        except Exception as exc:
+            message = f"{rule.label}: reply template failed: {type(exc).__name__}: {exc}"
+            if rule.index not in self._failed_templates:
+                self._failed_templates.add(rule.index)
+                log.error("%s", message)
+            raise LlmsimError(message, status=500) from None
 
     async def _complete(
         self,
@@ -214,6 +275,7 @@ class GenerationRoute(Generic[RequestT]):
         choices: list[Choice],
         top: int | None,
         include_usage: bool,
+        cut: int | None = None,
     ) -> None:
         endpoint = self.endpoint
         head = envelope(
@@ -224,10 +286,10 @@ class GenerationRoute(Generic[RequestT]):
         )
         frames = [endpoint.choice_frames(head, c.index, top) for c in choices]
         if len(choices) == 1:
-            last = await self._stream_choice(conn, state, choices[0], frames[0])
+            last = await self._stream_choice(conn, state, choices[0], frames[0], cut)
         else:
             await _each(
-                self._stream_choice(conn, state, c, f, hold_last=False)
+                self._stream_choice(conn, state, c, f, cut, hold_last=False)
                 for c, f in zip(choices, frames, strict=True)
             )
             last = b""
@@ -243,11 +305,13 @@ class GenerationRoute(Generic[RequestT]):
         state: RequestState,
         choice: Choice,
         frames: ChoiceFrames,
+        cut: int | None = None,
         hold_last: bool = True,
     ) -> bytes:
         """Write the choice's frames on their deadlines; the last one is returned instead of
         written when ``hold_last``, so that it leaves with the stream's tail. A cache_threshold
-        answer writes nothing: its finish chunk comes with the tail (API-CHAT-6)."""
+        answer writes nothing: its finish chunk comes with the tail (API-CHAT-6). With ``cut``
+        the connection is closed once that many tokens are out (a scripted disconnect)."""
         async with self.engine.running(state, choice) as timeline:
             tokens = choice.generation.tokens
             if choice.generation.finish_reason == FINISH_CACHE_THRESHOLD:
@@ -256,23 +320,32 @@ class GenerationRoute(Generic[RequestT]):
             offset = len(tokens[0]) if tokens else 0
             await conn.sleep_until(timeline.next_deadline())
             for position in range(1, len(tokens)):
-                await conn.write(pending)
+                await _write(conn, pending, position - 1, cut)
                 token = tokens[position]
                 pending = frames.token(token, position, offset)
                 offset += len(token)
                 await conn.sleep_until(timeline.next_deadline())
+            written = max(len(tokens) - 1, 0)
             if hold_last:
+                if cut is not None and written >= cut:
+                    await _write(conn, b"", written, cut)
                 return pending
-            await conn.write(pending)
+            await _write(conn, pending, written, cut)
             return b""
 
 
-def header_flag(scope: Scope, name: bytes) -> bool:
-    """A request header read as Go's strconv.ParseBool reads it; absent or unreadable: false."""
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bool(value in TRUE_VALUES)
-    return False
+async def _write(conn: Connection, frame: bytes, written: int, cut: int | None) -> None:
+    """Write a frame, unless ``cut`` tokens are already out: then drop the connection."""
+    if cut is not None and written >= cut:
+        if not conn.started:
+            await conn.write(b"")
+        raise ScriptedDisconnect
+    await conn.write(frame)
+
+
+def request_headers(scope: Scope) -> dict[bytes, str]:
+    """The request's headers: lower-case names, values as text."""
+    return {key.lower(): value.decode("latin-1") for key, value in scope.get("headers", ())}
 
 
 def response_usage(prompts: list[Prompt], choices: list[Choice]) -> dict[str, object]:

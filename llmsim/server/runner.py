@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from llmsim.errors import ScriptedDisconnect
 from llmsim.plan.plan import RuntimePlan
 from llmsim.server.app import create_app
 
@@ -24,9 +25,16 @@ class _Server(uvicorn.Server):
         gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
+def _not_a_scripted_disconnect(record: logging.LogRecord) -> bool:
+    """uvicorn logs an app's exception after the response started; a scripted disconnect
+    raises one on purpose to make uvicorn drop the connection, so it is not logged."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ScriptedDisconnect))
+
+
 def serve(plan: RuntimePlan, access_log: bool = False, log_level: str = "info") -> None:
     """Serve ``plan`` until interrupted."""
     app = create_app(plan)
+    logging.getLogger("uvicorn.error").addFilter(_not_a_scripted_disconnect)
     config = uvicorn.Config(
         app,
         host=plan.host,

@@ -8,6 +8,7 @@ once: ``POD_IP`` names the rank in KV-event topics, ``VLLM_SERVER_DEV_MODE=1`` a
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 
@@ -19,6 +20,8 @@ from llmsim.events.publisher import KVEventPublisher
 from llmsim.metrics.collector import ExpositionState, SimulatorCollector
 from llmsim.plan.plan import RuntimePlan
 
+PHASE_CHECK_INTERVAL = 0.25
+
 
 class Simulator:
     """The engine and everything that observes it, for one rank."""
@@ -26,8 +29,8 @@ class Simulator:
     def __init__(self, plan: RuntimePlan, environ: Mapping[str, str] | None = None):
         environ = os.environ if environ is None else environ
         self.engine = Engine(plan)
-        self.active_phase: str | None = None
         self.dev_mode = environ.get("VLLM_SERVER_DEV_MODE", "") == "1"
+        self._ticker: asyncio.Task[None] | None = None
         self.publisher = _publisher(plan, environ)
         if self.engine.kv is not None:
             self.engine.kv.sink = self.publisher
@@ -36,12 +39,23 @@ class Simulator:
         self.registry.register(self.collector)
 
     async def startup(self) -> None:
-        """Open the KV-event sockets, if any."""
+        """The server is ready: phases start counting; open the KV-event sockets, if any."""
+        self.engine.phases.mark_ready()
+        if self.plan.phases:
+            self._ticker = asyncio.get_running_loop().create_task(self._follow_phases())
         if self.publisher is not None:
             await self.publisher.start()
 
+    async def _follow_phases(self) -> None:
+        """Look at the phases a few times a second, so that changes are logged without traffic."""
+        while True:
+            _ = self.engine.plan
+            await asyncio.sleep(PHASE_CHECK_INTERVAL)
+
     async def shutdown(self) -> None:
-        """Flush pending KV events and close the sockets."""
+        """Stop following phases; flush pending KV events and close the sockets."""
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self.publisher is not None:
             await self.publisher.close()
 
@@ -52,12 +66,12 @@ class Simulator:
 
     @property
     def plan(self) -> RuntimePlan:
-        """The plan new requests see."""
-        return self.engine.plan
+        """The base plan: the scenario as configured, before phases overlay it."""
+        return self.engine.base_plan
 
     def apply(self, plan: RuntimePlan) -> None:
-        """Make ``plan`` the one new requests see."""
-        self.engine.plan = plan
+        """Make ``plan`` the base plan new requests see (phases still overlay it)."""
+        self.engine.set_base_plan(plan)
         self.collector.state = self._exposition(plan)
 
     def metrics_text(self) -> bytes:
@@ -77,7 +91,7 @@ class Simulator:
             num_gpu_blocks=plan.kv_cache_size,
             fake=plan.fake_metrics,
             fake_refresh_interval=plan.fake_metrics_refresh_interval,
-            active_phase=self.active_phase,
+            active_phase=self.engine.phases.active_name,
         )
 
     def _kv_usage(self) -> float:
