@@ -15,7 +15,7 @@ from llmsim.scenario.checks import merge
 from llmsim.scenario.kv_cache import KVCacheSection
 from llmsim.scenario.loader import InvalidScenario, describe_validation_errors, validate_data
 from llmsim.scenario.model import LatencySection, Scenario
-from llmsim.scenario.overlays import overlay_data
+from llmsim.scenario.overlays import overlay_data, section_data
 
 log = logging.getLogger("llmsim")
 
@@ -57,7 +57,7 @@ def phase_plan(base: RuntimePlan, active: tuple[int, ...]) -> RuntimePlan:
     phase alone was validated with the scenario; if a combination is not valid, the latest
     phase alone applies (and a warning says so)."""
     scenario = base.scenario
-    data = scenario.model_dump(by_alias=True, mode="json")
+    data = section_data(scenario)
     for index in active:
         phase = scenario.phases[index]
         for key in ("latency", "failures", "responses"):

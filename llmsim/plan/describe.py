@@ -54,5 +54,49 @@ def describe_plan(plan: RuntimePlan, seed_given: bool) -> str:
         f"  mode: {plan.response_mode}",
         "metrics:",
         "  fake: " + (", ".join(fake_keys) if fake_keys else "no (real metrics)"),
+        "failures:",
+        f"  rate: {plan.failure_injection_rate:g}% of "
+        + (", ".join(plan.failure_types) if plan.failure_types else "all six types"),
+        *_rules(plan),
+        *_timeline(plan),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _rules(plan: RuntimePlan) -> list[str]:
+    lines = ["rules:" if plan.rules else "rules: none"]
+    for rule, declared in zip(plan.rules, plan.scenario.rules, strict=True):
+        when = declared.when.model_dump(by_alias=True, exclude_none=True)
+        effects = [
+            name
+            for name, present in (
+                ("reply", declared.reply is not None),
+                (f"error {declared.error}", declared.error is not None),
+                ("latency", declared.latency is not None),
+                ("stream faults", declared.stream is not None),
+            )
+            if present
+        ]
+        conditions = ", ".join(f"{k}={v}" for k, v in when.items()) or "every request"
+        lines.append(f"  {rule.label}: when {conditions} -> {', '.join(effects) or 'nothing'}")
+    return lines
+
+
+def _timeline(plan: RuntimePlan) -> list[str]:
+    lines = ["phases:" if plan.phases else "phases: none"]
+    for index, (window, declared) in enumerate(zip(plan.phases, plan.scenario.phases, strict=True)):
+        if window.start is not None:
+            begins = f"at {format_duration(window.start)}"
+        else:
+            begins = f"with request {(window.after_requests or 0) + 1}"
+        if window.duration is not None:
+            lasts = f"for {format_duration(window.duration)}"
+        elif index + 1 < len(plan.phases):
+            lasts = f"until {plan.phases[index + 1].name}"
+        else:
+            lasts = "to the end"
+        changes = [k for k in ("latency", "failures", "responses") if getattr(declared, k)]
+        lines.append(
+            f"  {window.name}: {begins}, {lasts}; overlays {', '.join(changes) or 'nothing'}"
+        )
+    return lines

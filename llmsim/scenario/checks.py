@@ -7,7 +7,7 @@ from pydantic import BaseModel, ValidationError
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import DISTRIBUTION_TAGS
 from llmsim.scenario.model import Scenario
-from llmsim.scenario.overlays import overlay_data
+from llmsim.scenario.overlays import overlay_data, section_data
 
 Location = tuple[str | int, ...]
 
@@ -57,7 +57,7 @@ def _overlay_problems(scenario: Scenario) -> list[tuple[Location, str]]:
 
 def merge(section: Section, overlay: BaseModel | None) -> Section:
     """``section`` with the keys ``overlay`` sets, validated as a section of its kind."""
-    data = section.model_dump(by_alias=True, mode="json")
+    data = section_data(section)
     data.update(overlay_data(overlay))
     return type(section).model_validate(data)
 

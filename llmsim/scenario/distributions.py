@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
 
 from llmsim.scenario.base import Section
 from llmsim.scenario.units import Duration
@@ -135,7 +135,8 @@ DISTRIBUTION_TAGS = frozenset(
 
 
 def _latency_kind(value: Any) -> str:
-    return "by-distribution" if isinstance(value, dict) else "duration"
+    # A dict when validating; a distribution object when serializing.
+    return "by-distribution" if isinstance(value, dict | BaseModel) else "duration"
 
 
 LatencyValue = Annotated[

@@ -6,9 +6,10 @@ own rules, so an overlay can never produce what a scenario file could not.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
+from pydantic.fields import FieldInfo
 
 from llmsim.scenario.base import Section
 from llmsim.scenario.failures import FailuresSection
@@ -18,7 +19,10 @@ from llmsim.scenario.sections import LatencySection, ResponsesSection
 def partial_section(section: type[Section], name: str) -> type[Section]:
     """A model with ``section``'s keys and types, every one optional and unset by default."""
     fields: dict[str, Any] = {
-        key: (cast(Any, field.annotation) | None, None)
+        key: (
+            _optional(field),
+            Field(default=None, alias=field.alias, description=field.description),
+        )
         for key, field in section.model_fields.items()
     }
     model = create_model(
@@ -27,11 +31,25 @@ def partial_section(section: type[Section], name: str) -> type[Section]:
     return model
 
 
+def _optional(field: FieldInfo) -> Any:
+    """The field's type with its validators and bounds (kept in its metadata), or None."""
+    annotation = cast(Any, field.annotation)
+    if field.metadata:
+        annotation = Annotated[(annotation, *field.metadata)]
+    return annotation | None
+
+
+def section_data(section: BaseModel) -> dict[str, Any]:
+    """A validated section (or scenario) as data that validates again to the same thing:
+    kebab-case keys, durations as text, unset optional keys left out."""
+    return section.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
 def overlay_data(overlay: BaseModel | None) -> dict[str, Any]:
-    """The keys an overlay sets, in scenario form (kebab-case keys, durations as text)."""
+    """The keys an overlay sets (to something), in scenario form."""
     if overlay is None:
         return {}
-    return overlay.model_dump(by_alias=True, mode="json", exclude_unset=True)
+    return overlay.model_dump(by_alias=True, mode="json", exclude_unset=True, exclude_none=True)
 
 
 LatencyOverlay = partial_section(LatencySection, "LatencyOverlay")

@@ -18,6 +18,7 @@ from llmsim.plan.plan import RuntimePlan
 from llmsim.scenario.flat import flatten, set_flat
 from llmsim.scenario.loader import InvalidScenario, describe_validation_errors, validate_data
 from llmsim.scenario.model import LatencySection
+from llmsim.scenario.overlays import section_data
 
 FAKE_METRICS_KEY = "fake-metrics"
 _LATENCY_KEYS = frozenset(
@@ -53,7 +54,7 @@ def updated_plan(plan: RuntimePlan, updates: dict[str, Any]) -> RuntimePlan:
     for key in updates:
         if key not in ADMIN_KEYS:
             raise BadRequest(f"field '{key}' is not admin-configurable", param=key)
-    data = plan.scenario.model_dump(by_alias=True, mode="json")
+    data = section_data(plan.scenario)
     for key, value in updates.items():
         if key == FAKE_METRICS_KEY:
             value = _merged_fake_metrics(plan, value)

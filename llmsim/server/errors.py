@@ -16,13 +16,15 @@ from llmsim.errors import BadRequest, LlmsimError, error_type_for_status
 PARSE_ERROR_PREFIX = "Failed to read and parse request body, "
 
 
-def error_body(status: int, message: str, param: str | None = None) -> bytes:
-    """The JSON error body for ``status``."""
+def error_body(
+    status: int, message: str, param: str | None = None, kind: str | None = None
+) -> bytes:
+    """The JSON error body for ``status`` (``kind``: the type, default the status's)."""
     return orjson.dumps(
         {
             "error": {
                 "message": message,
-                "type": error_type_for_status(status),
+                "type": kind or error_type_for_status(status),
                 "param": param,
                 "code": status,
             }
@@ -32,7 +34,7 @@ def error_body(status: int, message: str, param: str | None = None) -> bytes:
 
 def body_for(error: LlmsimError) -> bytes:
     """The JSON error body for an llmsim error."""
-    return error_body(error.status, error.message, error.param)
+    return error_body(error.status, error.message, error.param, error.error_type)
 
 
 def from_validation_error(exc: ValidationError) -> BadRequest:

@@ -155,3 +155,18 @@ def test_builtin_default_scenario_loads() -> None:
 def test_missing_file_is_a_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read"):
         load_scenario(tmp_path / "absent.yaml")
+
+
+def test_every_shipped_scenario_round_trips_through_its_data_without_warnings() -> None:
+    import warnings
+
+    from llmsim.scenario.loader import validate_data
+    from llmsim.scenario.overlays import section_data
+    from tests.support import PROJECT_ROOT
+
+    for path in sorted((PROJECT_ROOT / "scenarios").glob("*.yaml")):
+        scenario = load_scenario(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            data = section_data(scenario)
+        assert validate_data(data) == scenario, path.name
