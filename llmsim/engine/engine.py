@@ -26,7 +26,7 @@ from llmsim.engine.lora import LoraRegistry
 from llmsim.engine.rng import RandomSource
 from llmsim.engine.scheduler import Scheduler, Ticket
 from llmsim.engine.timeline import TokenTimeline
-from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.engine.tokenizer import Tokenizer, load_tokenizer
 from llmsim.errors import BadRequest, LlmsimError, NotFound, ScriptedDisconnect
 from llmsim.metrics.recorder import ChoiceTiming, MetricsRecorder
 from llmsim.plan.compile import phase_plan
@@ -85,7 +85,9 @@ class Engine:
         self.phases = PhaseClock(plan.phases)
         self._phase_plans: dict[tuple[int, ...], RuntimePlan] = {(): plan}
         self._active: tuple[int, ...] = ()
-        self.tokenizer = SimulatedTokenizer()
+        self.tokenizer: Tokenizer = load_tokenizer(
+            plan.model.tokenizer_path, plan.model.tokenizer_model_id
+        )
         self.metrics = MetricsRecorder(plan.model.max_model_len)
         self.scheduler = Scheduler(
             plan.max_num_seqs,

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 
 from llmsim.engine.text import TextSource, response_length
-from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.engine.tokenizer import Tokenizer
 from llmsim.errors import BadRequest
 
 FINISH_STOP = "stop"
@@ -59,7 +59,7 @@ def check_context_window(prompt_tokens: int, max_tokens: int | None, max_model_l
 class Generator:
     """Produces answers: built-in text, echoed prompts, or a given text."""
 
-    def __init__(self, tokenizer: SimulatedTokenizer, max_model_len: int):
+    def __init__(self, tokenizer: Tokenizer, max_model_len: int):
         self._tokenizer = tokenizer
         self._text = TextSource(tokenizer)
         self._max_model_len = max_model_len

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.engine.tokenizer import Tokenizer
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog. ",
@@ -28,10 +28,22 @@ _HISTOGRAM_EDGES = (0.2, 0.5, 0.7, 0.75, 0.85)
 
 
 class TextSource:
-    """Random response text made of the built-in sentences' tokens."""
+    """Random response text made of the built-in sentences' tokens.
 
-    def __init__(self, tokenizer: SimulatedTokenizer, sentences: tuple[str, ...] = SENTENCES):
-        self._sentences = tuple(tuple(tokenizer.split(s)) for s in sentences)
+    Only sentences whose every token, taken alone, encodes back to that one token are used, so
+    a client that re-tokenizes each streamed chunk counts exactly one token per chunk.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, sentences: tuple[str, ...] = SENTENCES):
+        usable = []
+        for sentence in sentences:
+            ids = tokenizer.encode(sentence)
+            texts = tokenizer.token_texts(ids)
+            if all(tokenizer.encode(t) == [i] for t, i in zip(texts, ids, strict=True)):
+                usable.append(tuple(texts))
+        if not usable:
+            raise ValueError("no built-in sentence survives this tokenizer")
+        self._sentences = tuple(usable)
 
     def tokens(self, rng: random.Random, count: int) -> list[str]:
         """``count`` tokens of random sentences, the last sentence cut at a token boundary."""

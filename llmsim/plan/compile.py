@@ -109,6 +109,7 @@ def compile_scenario(
     """Resolve defaults and build samplers; the seed defaults to the current time in ns, and
     environment-dependent values are read from ``environ`` (default: the process's)."""
     latency = scenario.latency
+    tokenizer = scenario.model.tokenizer
     seed = scenario.seed
     if seed is None:
         seed = default_seed if default_seed is not None else time.time_ns()
@@ -122,6 +123,8 @@ def compile_scenario(
             name=scenario.model.name,
             served_names=tuple(scenario.model.served_names),
             max_model_len=scenario.model.max_model_len,
+            tokenizer_path=None if tokenizer == "simulated" else tokenizer.path,
+            tokenizer_model_id=None if tokenizer == "simulated" else tokenizer.model_id,
         ),
         max_num_seqs=scenario.engine.max_num_seqs,
         max_waiting_queue_length=scenario.engine.max_waiting_queue_length,

@@ -25,6 +25,10 @@ class ModelPlan:
     name: str
     served_names: tuple[str, ...]
     max_model_len: int
+    tokenizer_path: str | None = None
+    """A real tokenizer's file or directory (None: see ``tokenizer_model_id``)."""
+    tokenizer_model_id: str | None = None
+    """A real tokenizer's model id (both None: the simulated tokenizer)."""
 
     @property
     def display_name(self) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
@@ -18,6 +18,21 @@ DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
 
 def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
+
+
+class TokenizerSource(Section):
+    """A real tokenizer: a ``tokenizer.json`` or model directory, or a model id."""
+
+    path: str | None = Field(default=None, description="tokenizer.json, or a model directory.")
+    model_id: str | None = Field(
+        default=None, description="A HuggingFace model id, looked up in the local cache."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TokenizerSource:
+        if (self.path is None) == (self.model_id is None):
+            raise ValueError("give either path or model-id")
+        return self
 
 
 class ModelSection(Section):
@@ -33,6 +48,10 @@ class ModelSection(Section):
         description="Names the API answers to; the first is shown in responses. Default: name.",
     )
     max_model_len: int = Field(default=1024, ge=1, description="Context window in tokens.")
+    tokenizer: Literal["simulated"] | TokenizerSource = Field(
+        default="simulated",
+        description="simulated (upstream's regex split), or {path} / {model-id} of a real one.",
+    )
 
     @property
     def served_names(self) -> list[str]:

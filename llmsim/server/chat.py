@@ -1,31 +1,32 @@
 """``POST /v1/chat/completions``: prompt rendering, choice bodies and stream frames.
 
-The prompt is the conversation rendered as upstream's simulated chat template (TOK-4):
-``### <role>: <text>\\n`` per message. Stream shape (API-CHAT-4): per choice a role chunk with its
-first token and one content chunk per token; after every choice ends a finish chunk per choice,
-the usage chunk if asked, ``[DONE]``.
+The prompt is the conversation through the tokenizer's chat template (the simulated one renders
+``### <role>: <text>\\n`` per message, as upstream's, TOK-4). Stream shape (API-CHAT-4): per
+choice a role chunk with its first token and one content chunk per token; after every choice
+ends a finish chunk per choice, the usage chunk if asked, ``[DONE]``.
 """
 
 from __future__ import annotations
 
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import chat_entry
-from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.engine.tokenizer import Tokenizer
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
 from llmsim.server.protocol import ChatCompletionRequest, ChatMessage
 
 PATH = "/v1/chat/completions"
 
 
-def render_conversation(messages: list[ChatMessage]) -> str:
-    """The conversation as upstream's simulated chat template renders it."""
-    parts = []
+def conversation(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """Messages as chat templates take them: role and text content (text parts joined by
+    newlines, as vLLM joins them), and the tool call id of a tool result."""
+    out = []
     for message in messages:
-        role = message.role
+        item = {"role": message.role, "content": message.plain_text()}
         if message.tool_call_id:
-            role = f"{role}({message.tool_call_id})"
-        parts.append(f"### {role}: {message.plain_text()}\n")
-    return "".join(parts)
+            item["tool_call_id"] = message.tool_call_id
+        out.append(item)
+    return out
 
 
 class ChatEndpoint:
@@ -37,12 +38,12 @@ class ChatEndpoint:
     object_name = "chat.completion"
     chunk_object = "chat.completion.chunk"
 
-    def prompts(
-        self, request: ChatCompletionRequest, tokenizer: SimulatedTokenizer
-    ) -> list[Prompt]:
-        """One prompt: the rendered conversation; echo answers the last message."""
-        rendered = render_conversation(request.messages)
-        return [Prompt(tokenizer.count(rendered), rendered, request.messages[-1].plain_text())]
+    async def prompts(self, request: ChatCompletionRequest, tokenizer: Tokenizer) -> list[Prompt]:
+        """One prompt: the conversation through the chat template; echo answers the last
+        message."""
+        rendered = tokenizer.render_chat(conversation(request.messages))
+        ids = await tokenizer.encode_async(rendered)
+        return [Prompt(len(ids), rendered, request.messages[-1].plain_text(), token_ids=tuple(ids))]
 
     def rule_prompt(self, request: ChatCompletionRequest) -> str:
         """The last user message's text (the last message's when no user spoke)."""

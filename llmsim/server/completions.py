@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import completion_logprobs
-from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.engine.tokenizer import Tokenizer
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
 from llmsim.server.protocol import CompletionRequest
 
@@ -33,14 +33,17 @@ class CompletionsEndpoint:
     object_name = "text_completion"
     chunk_object = "text_completion"
 
-    def prompts(self, request: CompletionRequest, tokenizer: SimulatedTokenizer) -> list[Prompt]:
-        """One prompt per entry of ``prompt``."""
-        return [
-            Prompt(tokenizer.count(item), item, item)
-            if isinstance(item, str)
-            else token_id_prompt(item)
-            for item in request.prompt_list()
-        ]
+    async def prompts(self, request: CompletionRequest, tokenizer: Tokenizer) -> list[Prompt]:
+        """One prompt per entry of ``prompt`` (text is encoded with special tokens, as vLLM
+        encodes completion prompts)."""
+        prompts = []
+        for item in request.prompt_list():
+            if isinstance(item, str):
+                ids = await tokenizer.encode_async(item, add_special_tokens=True)
+                prompts.append(Prompt(len(ids), item, item, token_ids=tuple(ids)))
+            else:
+                prompts.append(token_id_prompt(item))
+        return prompts
 
     def rule_prompt(self, request: CompletionRequest) -> str:
         """The first prompt's text (token ids joined by commas)."""

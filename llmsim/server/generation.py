@@ -28,7 +28,7 @@ from llmsim.engine.generation import (
     Prompt,
     check_context_window,
 )
-from llmsim.engine.tokenizer import SimulatedTokenizer
+from llmsim.engine.tokenizer import Tokenizer
 from llmsim.errors import BadRequest, LlmsimError, ScriptedDisconnect
 from llmsim.plan.rules import CompiledRule, first_match, render_reply
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
@@ -85,7 +85,7 @@ class Endpoint(Protocol[RequestT]):
         """The ``object`` of a streamed chunk."""
         ...
 
-    def prompts(self, request: RequestT, tokenizer: SimulatedTokenizer) -> list[Prompt]:
+    async def prompts(self, request: RequestT, tokenizer: Tokenizer) -> list[Prompt]:
         """The request's prompts as the engine sees them, one per sub-request."""
         ...
 
@@ -164,7 +164,7 @@ class GenerationRoute(Generic[RequestT]):
             raise BadRequest(PREFILL_STREAMING, param="stream")
         top = request.logprobs_k()
         threshold = request.hit_threshold(plan.kv.global_cache_hit_threshold if plan.kv else 0.0)
-        prompts = self.endpoint.prompts(request, engine.tokenizer)
+        prompts = await self.endpoint.prompts(request, engine.tokenizer)
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
         state.max_tokens = limit
