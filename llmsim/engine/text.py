@@ -30,8 +30,9 @@ _HISTOGRAM_EDGES = (0.2, 0.5, 0.7, 0.75, 0.85)
 class TextSource:
     """Random response text made of the built-in sentences' tokens.
 
-    Only sentences whose every token, taken alone, encodes back to that one token are used, so
-    a client that re-tokenizes each streamed chunk counts exactly one token per chunk.
+    Only tokens that, taken alone, encode back to themselves are used (a tokenizer that does
+    not know a word drops it), so a client that re-tokenizes each streamed chunk counts exactly
+    one token per chunk.
     """
 
     def __init__(self, tokenizer: Tokenizer, sentences: tuple[str, ...] = SENTENCES):
@@ -39,10 +40,11 @@ class TextSource:
         for sentence in sentences:
             ids = tokenizer.encode(sentence)
             texts = tokenizer.token_texts(ids)
-            if all(tokenizer.encode(t) == [i] for t, i in zip(texts, ids, strict=True)):
-                usable.append(tuple(texts))
+            kept = tuple(t for t, i in zip(texts, ids, strict=True) if tokenizer.encode(t) == [i])
+            if kept:
+                usable.append(kept)
         if not usable:
-            raise ValueError("no built-in sentence survives this tokenizer")
+            raise ValueError("none of the built-in text can be written with this tokenizer")
         self._sentences = tuple(usable)
 
     def tokens(self, rng: random.Random, count: int) -> list[str]:

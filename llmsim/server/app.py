@@ -28,6 +28,7 @@ from llmsim.server.connection import ASGIApp, Receive, Scope, Send
 from llmsim.server.errors import body_for, error_body
 from llmsim.server.generation import GenerationRoute
 from llmsim.server.simulator import Simulator
+from llmsim.server.tokenize import tokenize_router
 
 MB = 1024 * 1024
 DEFAULT_MAX_BODY_MB = 4
@@ -119,6 +120,8 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     async def ready() -> Response:
         """Readiness: 200 once the server can take requests."""
         return Response(status_code=200)
+
+    api.include_router(tokenize_router(engine))
 
     @api.get("/metrics")
     async def metrics() -> Response:
