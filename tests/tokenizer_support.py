@@ -8,9 +8,32 @@ from pathlib import Path
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 WORDS = (
-    "hello world this is a test the quick brown fox jumps over lazy dog how are you today "
-    "system user assistant be brief please answer"
-).split()
+    "hello",
+    "world",
+    "this",
+    "is",
+    "a",
+    "test",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "how",
+    "are",
+    "you",
+    "today",
+    "system",
+    "user",
+    "assistant",
+    "be",
+    "brief",
+    "please",
+    "answer",
+)
 CHAT_TEMPLATE = (
     "{% for m in messages %}[{{ m.role | upper }}] {{ m.content }} [END] {% endfor %}"
     "{% if add_generation_prompt %}[ASSISTANT]{% endif %}"

@@ -24,7 +24,8 @@ def word_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def word_server(server_factory: ServerFactory, word_dir: Path) -> RunningServer:
     return server_factory(
-        f"version: 1\nmodel: {{name: word, max-model-len: 512, tokenizer: {{path: '{word_dir}'}}}}\n"
+        "version: 1\n"
+        f"model: {{name: word, max-model-len: 512, tokenizer: {{path: '{word_dir}'}}}}\n"
     )
 
 
