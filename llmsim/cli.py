@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from llmsim import __version__
+from llmsim.datasets.cli import app as dataset_app
 from llmsim.errors import ScenarioError, ScenarioProblem, StartupError
 from llmsim.scenario.loader import load_scenario
 from llmsim.scenario.model import Scenario
@@ -41,6 +42,9 @@ def _version(value: bool) -> None:
     if value:
         typer.echo(f"llmsim {__version__}")
         raise typer.Exit()
+
+
+app.add_typer(dataset_app, name="dataset", help="Response datasets: convert, …")
 
 
 @app.callback()

@@ -17,7 +17,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from llmsim.datasets.download import ensure_dataset
+from llmsim.datasets.store import SqliteDataset
 from llmsim.engine.block_hash import block_hashes, root_hash
 from llmsim.engine.generation import FINISH_CACHE_THRESHOLD, Generation, Generator, Prompt
 from llmsim.engine.kv_cache import KVCache, PromptBlocks
@@ -76,6 +79,17 @@ class Choice:
     """Prompt tokens found in the prefix cache when the choice started."""
 
 
+def open_dataset(plan: RuntimePlan, tokenizer: Tokenizer) -> SqliteDataset | None:
+    """The plan's response dataset, downloaded first if it is missing (DS-1, DS-4)."""
+    source = plan.dataset
+    if source is None:
+        return None
+    path = ensure_dataset(Path(source.path), source.url)
+    dataset = SqliteDataset.open(path, tokenizer, source.table, source.in_memory)
+    log.info("answering from dataset %s (%d rows)", path, len(dataset))
+    return dataset
+
+
 class Engine:
     """A simulated vLLM engine in upstream's per-request mode."""
 
@@ -96,7 +110,9 @@ class Engine:
             self.metrics.lora_changed,
         )
         self.loras = LoraRegistry(list(plan.lora_modules))
-        self.generator = Generator(self.tokenizer, plan.model.max_model_len)
+        self.generator = Generator(
+            self.tokenizer, plan.model.max_model_len, open_dataset(plan, self.tokenizer)
+        )
         self.kv: KVCache | None = None
         if plan.kv is not None:
             self.kv = KVCache(plan.kv.capacity, plan.kv.block_size, is_loaded=self._is_loaded)

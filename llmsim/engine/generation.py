@@ -1,7 +1,8 @@
 """What a request answers: its tokens and its finish reason (GEN-1, GEN-2, GEN-5).
 
-``random`` mode answers built-in text of a length drawn by upstream's rules; ``echo`` mode
-answers the endpoint's prompt text, not cut at ``max_tokens``.
+``random`` mode answers built-in text of a length drawn by upstream's rules, or, with a dataset,
+the dataset's reply to the prompt (DS-3); ``echo`` mode answers the endpoint's prompt text, not
+cut at ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from llmsim.datasets.store import SqliteDataset
 from llmsim.engine.text import TextSource, response_length
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.errors import BadRequest
@@ -59,10 +61,13 @@ def check_context_window(prompt_tokens: int, max_tokens: int | None, max_model_l
 class Generator:
     """Produces answers: built-in text, echoed prompts, or a given text."""
 
-    def __init__(self, tokenizer: Tokenizer, max_model_len: int):
+    def __init__(
+        self, tokenizer: Tokenizer, max_model_len: int, dataset: SqliteDataset | None = None
+    ):
         self._tokenizer = tokenizer
         self._text = TextSource(tokenizer)
         self._max_model_len = max_model_len
+        self._dataset = dataset
 
     def generate(
         self,
@@ -85,6 +90,9 @@ class Generator:
             return Generation(tokens, FINISH_LENGTH if reached else FINISH_STOP)
         room = self._max_model_len - prompt.tokens
         limit = max_tokens if max_tokens is not None else room
+        if self._dataset is not None and prompt.token_ids is not None:
+            answer = self._dataset.answer(prompt.token_ids, limit, ignore_eos, rng)
+            return Generation(answer.tokens, answer.finish_reason)
         length = max(response_length(rng, max_tokens, room, ignore_eos), min(min_tokens, limit))
         finish = FINISH_LENGTH if length == limit else FINISH_STOP
         return Generation(self._text.tokens(rng, length), finish)

@@ -130,6 +130,7 @@ def compile_scenario(
         max_waiting_queue_length=scenario.engine.max_waiting_queue_length,
         latency=compile_latency(latency),
         response_mode=scenario.responses.mode,
+        dataset=scenario.responses.dataset,
         fake_metrics=scenario.metrics.fake_metrics,
         kv=compile_kv(scenario.kv_cache, os.environ if environ is None else environ),
         block_size=scenario.kv_cache.block_size,

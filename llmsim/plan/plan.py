@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from llmsim.plan.samplers import Constant, Sampler
 from llmsim.scenario.fake_metrics import FakeMetrics
 from llmsim.scenario.model import Scenario
+from llmsim.scenario.sections import DatasetSource
 
 if TYPE_CHECKING:
     from llmsim.plan.phases import PhaseWindow
@@ -88,6 +89,7 @@ class RuntimePlan:
     max_waiting_queue_length: int
     latency: LatencyPlan
     response_mode: Literal["random", "echo"]
+    dataset: DatasetSource | None = None
     fake_metrics: FakeMetrics | None = None
     fake_metrics_refresh_interval: float = 0.1
     kv: KVPlan | None = None

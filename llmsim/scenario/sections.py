@@ -175,9 +175,28 @@ class LatencySection(Section):
     )(check_std_dev_beside_durations)
 
 
+class DatasetSource(Section):
+    """A SQLite response dataset in upstream's format."""
+
+    path: str = Field(min_length=1, description="The SQLite file (downloaded first if missing).")
+    url: str | None = Field(default=None, description="Where to download it from when missing.")
+    table: str = Field(default="llmd", min_length=1, description="The table of responses.")
+    in_memory: bool = Field(default=False, description="Copy the whole file into memory.")
+
+
 class ResponsesSection(Section):
     """Where response text comes from."""
 
     mode: Literal["random", "echo"] = Field(
-        default="random", description="random: built-in text; echo: repeat the prompt."
+        default="random",
+        description="random: built-in text (or the dataset's); echo: repeat the prompt.",
     )
+    dataset: DatasetSource | None = Field(
+        default=None, description="Answers from a dataset in random mode."
+    )
+
+    @model_validator(mode="after")
+    def _echo_has_no_dataset(self) -> ResponsesSection:
+        if self.mode == "echo" and self.dataset is not None:
+            raise ValueError("echo mode does not use a dataset: remove one of them")
+        return self
