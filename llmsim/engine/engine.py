@@ -163,6 +163,12 @@ class Engine:
         raise NotFound(f"The model `{name}` does not exist.")
 
     @property
+    def needs_token_ids(self) -> bool:
+        """Whether prompts' token ids are used (KV block hashes, dataset keys), not only
+        their count."""
+        return self.kv_active or self.generator.has_dataset
+
+    @property
     def kv_active(self) -> bool:
         """Whether requests use the prefix cache now (on, and not put to sleep)."""
         return self.kv is not None and self.kv_awake

@@ -68,6 +68,7 @@ class Generator:
         self._text = TextSource(tokenizer)
         self._max_model_len = max_model_len
         self._dataset = dataset
+        self.has_dataset = dataset is not None
 
     def generate(
         self,

@@ -98,6 +98,10 @@ class HFTokenizer:
         ids: list[int] = batch[0].ids
         return ids
 
+    async def count_async(self, text: str, add_special_tokens: bool = False) -> int:
+        """The number of tokens, counted as ``encode_async`` encodes."""
+        return len(await self.encode_async(text, add_special_tokens))
+
     def render_chat(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """The conversation through the chat template, with the generation prompt."""
         return self._template.render(

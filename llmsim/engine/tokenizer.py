@@ -68,6 +68,10 @@ class Tokenizer(Protocol):
         """``encode``, without holding up the event loop for long texts."""
         ...
 
+    async def count_async(self, text: str, add_special_tokens: bool = False) -> int:
+        """``count``, without holding up the event loop for long texts."""
+        ...
+
 
 class SimulatedTokenizer:
     """Splits text into upstream-compatible tokens; ids are cached per distinct token text."""
@@ -106,6 +110,16 @@ class SimulatedTokenizer:
             ids.extend(self.encode(piece))
             await asyncio.sleep(0)
         return ids
+
+    async def count_async(self, text: str, add_special_tokens: bool = False) -> int:
+        """``count`` in pieces cut at word starts, letting other tasks run between pieces."""
+        if len(text) <= LONG_TEXT:
+            return len(_TOKEN.findall(text))
+        total = 0
+        for piece in word_aligned_pieces(text, LONG_TEXT):
+            total += len(_TOKEN.findall(piece))
+            await asyncio.sleep(0)
+        return total
 
     def render_chat(self, messages: Sequence[Mapping[str, Any]]) -> str:
         """Upstream's simulated chat rendering (TOK-4): ``### <role>: <text>\\n`` per message,

@@ -38,12 +38,17 @@ class ChatEndpoint:
     object_name = "chat.completion"
     chunk_object = "chat.completion.chunk"
 
-    async def prompts(self, request: ChatCompletionRequest, tokenizer: Tokenizer) -> list[Prompt]:
+    async def prompts(
+        self, request: ChatCompletionRequest, tokenizer: Tokenizer, with_ids: bool
+    ) -> list[Prompt]:
         """One prompt: the conversation through the chat template; echo answers the last
-        message."""
+        message. Token ids only ``with_ids`` (the count alone is cheaper)."""
         rendered = tokenizer.render_chat(conversation(request.messages))
+        echo = request.messages[-1].plain_text()
+        if not with_ids:
+            return [Prompt(await tokenizer.count_async(rendered), rendered, echo)]
         ids = await tokenizer.encode_async(rendered)
-        return [Prompt(len(ids), rendered, request.messages[-1].plain_text(), token_ids=tuple(ids))]
+        return [Prompt(len(ids), rendered, echo, token_ids=tuple(ids))]
 
     def rule_prompt(self, request: ChatCompletionRequest) -> str:
         """The last user message's text (the last message's when no user spoke)."""

@@ -33,12 +33,17 @@ class CompletionsEndpoint:
     object_name = "text_completion"
     chunk_object = "text_completion"
 
-    async def prompts(self, request: CompletionRequest, tokenizer: Tokenizer) -> list[Prompt]:
+    async def prompts(
+        self, request: CompletionRequest, tokenizer: Tokenizer, with_ids: bool
+    ) -> list[Prompt]:
         """One prompt per entry of ``prompt`` (text is encoded with special tokens, as vLLM
-        encodes completion prompts)."""
+        encodes completion prompts). Token ids only ``with_ids`` (the count is cheaper)."""
         prompts = []
         for item in request.prompt_list():
-            if isinstance(item, str):
+            if isinstance(item, str) and not with_ids:
+                count = await tokenizer.count_async(item, add_special_tokens=True)
+                prompts.append(Prompt(count, item, item))
+            elif isinstance(item, str):
                 ids = await tokenizer.encode_async(item, add_special_tokens=True)
                 prompts.append(Prompt(len(ids), item, item, token_ids=tuple(ids)))
             else:

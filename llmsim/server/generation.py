@@ -85,8 +85,11 @@ class Endpoint(Protocol[RequestT]):
         """The ``object`` of a streamed chunk."""
         ...
 
-    async def prompts(self, request: RequestT, tokenizer: Tokenizer) -> list[Prompt]:
-        """The request's prompts as the engine sees them, one per sub-request."""
+    async def prompts(
+        self, request: RequestT, tokenizer: Tokenizer, with_ids: bool
+    ) -> list[Prompt]:
+        """The request's prompts as the engine sees them, one per sub-request; their token
+        ids only ``with_ids``."""
         ...
 
     def rule_prompt(self, request: RequestT) -> str:
@@ -164,7 +167,7 @@ class GenerationRoute(Generic[RequestT]):
             raise BadRequest(PREFILL_STREAMING, param="stream")
         top = request.logprobs_k()
         threshold = request.hit_threshold(plan.kv.global_cache_hit_threshold if plan.kv else 0.0)
-        prompts = await self.endpoint.prompts(request, engine.tokenizer)
+        prompts = await self.endpoint.prompts(request, engine.tokenizer, engine.needs_token_ids)
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
         state.max_tokens = limit

@@ -100,7 +100,7 @@ def tokenize_router(engine: Engine) -> APIRouter:
         """The token ids of each prompt, as the completions endpoint would see them."""
         body: CompletionRequest = _parse(CompletionRequest, await request.body())
         check_model(body.model, allow_adapter=False)
-        prompts = await CompletionsEndpoint().prompts(body, engine.tokenizer)
+        prompts = await CompletionsEndpoint().prompts(body, engine.tokenizer, with_ids=True)
         return JSONResponse([{"token_ids": list(p.token_ids or ())} for p in prompts])
 
     @router.post("/v1/chat/completions/render")

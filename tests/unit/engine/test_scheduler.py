@@ -110,3 +110,12 @@ def test_ticket_granted_while_its_owner_is_cancelled_passes_the_slot_on() -> Non
         assert scheduler.running == 0 and scheduler.waiting == 0
 
     run(scenario())
+
+
+def test_request_ids_are_uuid5_of_the_url_namespace_HDR_3() -> None:
+    import uuid
+
+    from llmsim.engine.rng import uuid5_url
+
+    for name in ("0-8000-0", "1234-8001-99", "é"):
+        assert uuid5_url(name) == str(uuid.uuid5(uuid.NAMESPACE_URL, name))
