@@ -287,7 +287,7 @@ class Engine:
                 admitted=admitted,
                 first_token=timeline.first,
                 finished=max(self.clock(), timeline.last),
-                tokens=len(choice.generation.tokens),
+                tokens=choice.generation.count,
             )
             self.metrics.choice_finished(
                 timing, prompt_tokens, state.max_tokens, choice.generation.finish_reason

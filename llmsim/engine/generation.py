@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from llmsim.datasets.store import SqliteDataset
 from llmsim.engine.text import TextSource, response_length
 from llmsim.engine.tokenizer import Tokenizer
+from llmsim.engine.tools import SynthesizedCall
 from llmsim.errors import BadRequest
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_REMOTE_DECODE = "remote_decode"
 FINISH_CACHE_THRESHOLD = "cache_threshold"
+FINISH_TOOL_CALLS = "tool_calls"
+TOOL_CALL_OVERHEAD = 3
+"""Completion tokens a tool call costs besides its arguments' (TOOL-4)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +43,18 @@ class Prompt:
 
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """A request's answer: token texts in order and why it stopped."""
+    """A request's answer: token texts in order (one per streamed chunk) and why it stopped."""
 
     tokens: list[str]
     finish_reason: str
+    tool_calls: tuple[SynthesizedCall, ...] = ()
+    completion_tokens: int | None = None
+    """The usage count when it is not the number of chunks (tool calls)."""
+
+    @property
+    def count(self) -> int:
+        """Completion tokens, as usage and metrics report them."""
+        return self.completion_tokens if self.completion_tokens is not None else len(self.tokens)
 
 
 def check_context_window(prompt_tokens: int, max_tokens: int | None, max_model_len: int) -> None:
@@ -104,6 +116,18 @@ class Generator:
         if max_tokens is not None and len(tokens) > max_tokens:
             return Generation(tokens[:max_tokens], FINISH_LENGTH)
         return Generation(tokens, FINISH_STOP)
+
+    def calls(self, calls: list[SynthesizedCall]) -> Generation:
+        """An answer made of tool calls: per call one chunk opening it, then one per token of
+        its arguments; usage counts 3 + argument tokens per call (TOOL-4)."""
+        tokens: list[str] = []
+        usage = 0
+        for call in calls:
+            arguments = self._tokenizer.split(call.arguments)
+            tokens.append("")
+            tokens.extend(arguments)
+            usage += TOOL_CALL_OVERHEAD + len(arguments)
+        return Generation(tokens, FINISH_TOOL_CALLS, tuple(calls), usage)
 
     def lorem(self, rng: random.Random, count: int) -> str:
         """``count`` tokens of built-in text, for templates."""

@@ -184,6 +184,34 @@ class DatasetSource(Section):
     in_memory: bool = Field(default=False, description="Copy the whole file into memory.")
 
 
+class ToolCallSettings(Section):
+    """How tool calls are synthesized (upstream's tool-call flags)."""
+
+    tool_call_extra_call_probability: float = Field(
+        default=45, ge=0, le=100, description="Percent chance of each call beyond the minimum."
+    )
+    tool_call_not_required_param_probability: float = Field(
+        default=50, ge=0, le=100, description="Percent chance an optional argument is given."
+    )
+    object_tool_call_not_required_field_probability: float = Field(
+        default=50, ge=0, le=100, description="Percent chance an optional nested field is given."
+    )
+    min_tool_call_integer_param: int = 0
+    max_tool_call_integer_param: int = 100
+    min_tool_call_number_param: float = 0
+    max_tool_call_number_param: float = 100
+    min_tool_call_array_param_length: int = Field(default=1, ge=0)
+    max_tool_call_array_param_length: int = Field(default=5, ge=0)
+    skip_tool_validation: bool = Field(default=False, description="Accept any tool schema.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ToolCallSettings:
+        for kind in ("integer_param", "number_param", "array_param_length"):
+            if getattr(self, f"min_tool_call_{kind}") > getattr(self, f"max_tool_call_{kind}"):
+                raise ValueError(f"min-tool-call-{kind.replace('_', '-')} is above the max")
+        return self
+
+
 class ResponsesSection(Section):
     """Where response text comes from."""
 
@@ -194,6 +222,7 @@ class ResponsesSection(Section):
     dataset: DatasetSource | None = Field(
         default=None, description="Answers from a dataset in random mode."
     )
+    tools: ToolCallSettings = ToolCallSettings()
 
     @model_validator(mode="after")
     def _echo_has_no_dataset(self) -> ResponsesSection:

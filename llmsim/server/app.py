@@ -25,6 +25,7 @@ from llmsim.server.admin import FAKE_METRICS_KEY, config_view, parse_object, upd
 from llmsim.server.chat import ChatEndpoint
 from llmsim.server.completions import CompletionsEndpoint
 from llmsim.server.connection import ASGIApp, Receive, Scope, Send
+from llmsim.server.embeddings import embeddings_router
 from llmsim.server.errors import body_for, error_body
 from llmsim.server.generation import GenerationRoute
 from llmsim.server.simulator import Simulator
@@ -122,6 +123,7 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
         return Response(status_code=200)
 
     api.include_router(tokenize_router(engine))
+    api.include_router(embeddings_router(engine))
 
     @api.get("/metrics")
     async def metrics() -> Response:

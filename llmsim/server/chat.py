@@ -8,6 +8,10 @@ ends a finish chunk per choice, the usage chunk if asked, ``[DONE]``.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import chat_entry
 from llmsim.engine.tokenizer import Tokenizer
@@ -57,9 +61,50 @@ class ChatEndpoint:
                 return message.plain_text()
         return request.messages[-1].plain_text()
 
+    def tools(self, request: ChatCompletionRequest) -> tuple[list[dict[str, Any]], Any]:
+        """The request's tools and ``tool_choice`` (TOOL-2)."""
+        return request.tools or [], request.tool_choice_value()
+
+    def tool_call_frames(self, envelope: bytes, index: int, generation: Generation) -> list[bytes]:
+        """Chunks of a tool-call answer, as vLLM streams them (API-CHAT-5): each call opens
+        with its index, id, type and name, then one chunk per token of its arguments."""
+        choice = envelope + b',"choices":[{"index":%d,"delta":{"tool_calls":[' % index
+        end = b']},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
+        frames = []
+        call = -1
+        for token in generation.tokens:
+            if token == "":  # opens the next call (argument tokens are never empty)
+                call += 1
+                made = generation.tool_calls[call]
+                delta: dict[str, object] = {
+                    "index": call,
+                    "id": made.id,
+                    "type": "function",
+                    "function": {"name": made.name, "arguments": ""},
+                }
+            else:
+                delta = {"index": call, "function": {"arguments": token}}
+            frames.append(b"data: " + choice + orjson.dumps(delta) + end)
+        return frames
+
     def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices`` (API-CHAT-2, API-CHAT-3)."""
         message: dict[str, object] = {"role": "assistant"}
+        if generation.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in generation.tool_calls
+            ]
+            return {
+                "index": index,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": generation.finish_reason,
+            }
         text = "".join(generation.tokens)
         if text:
             message["content"] = text

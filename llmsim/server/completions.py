@@ -8,6 +8,8 @@ choice with empty text, the usage chunk if asked, ``[DONE]``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import completion_logprobs
 from llmsim.engine.tokenizer import Tokenizer
@@ -54,6 +56,14 @@ class CompletionsEndpoint:
         """The first prompt's text (token ids joined by commas)."""
         first = request.prompt_list()[0]
         return first if isinstance(first, str) else ",".join(map(str, first))
+
+    def tools(self, request: CompletionRequest) -> tuple[list[dict[str, Any]], Any]:
+        """Completions take no tools."""
+        return [], None
+
+    def tool_call_frames(self, envelope: bytes, index: int, generation: Generation) -> list[bytes]:
+        """Completions never answer with tool calls."""
+        raise NotImplementedError
 
     def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices`` (API-CMPL-2)."""

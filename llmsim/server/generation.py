@@ -29,6 +29,7 @@ from llmsim.engine.generation import (
     check_context_window,
 )
 from llmsim.engine.tokenizer import Tokenizer
+from llmsim.engine.tools import choose_calls, validate_tools
 from llmsim.errors import BadRequest, LlmsimError, ScriptedDisconnect
 from llmsim.plan.rules import CompiledRule, first_match, render_reply
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
@@ -94,6 +95,14 @@ class Endpoint(Protocol[RequestT]):
 
     def rule_prompt(self, request: RequestT) -> str:
         """The text scenario rules match and templates see as ``prompt``."""
+        ...
+
+    def tools(self, request: RequestT) -> tuple[list[dict[str, Any]], Any]:
+        """The request's tools and ``tool_choice`` (none for endpoints without tools)."""
+        ...
+
+    def tool_call_frames(self, envelope: bytes, index: int, generation: Generation) -> list[bytes]:
+        """One stream frame per chunk of a tool-call answer."""
         ...
 
     def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
@@ -176,14 +185,25 @@ class GenerationRoute(Generic[RequestT]):
         state.force_cache_threshold = headers.get(CACHE_THRESHOLD_HEADER, "") in TRUE_VALUES
         if request.seed is not None:
             engine.reseed(state, request.seed, prompts[0].text)
+        tools, tool_choice = self.endpoint.tools(request)
+        if tools and not plan.scenario.responses.tools.skip_tool_validation:
+            validate_tools(tools)
+        tool_settings = plan.scenario.responses.tools
         single = len(prompts) * copies == 1
         plans: list[tuple[int, Prompt, random.Random, Generation]] = []
         for p, prompt in enumerate(prompts):
             for j in range(copies):
                 rng = state.rng if single else random.Random(state.rng.getrandbits(64))
+                calls = (
+                    []
+                    if rule is not None and rule.reply is not None
+                    else (choose_calls(rng, tools, tool_choice, tool_settings) if tools else [])
+                )
                 if rule is not None and rule.reply is not None:
                     text = self._reply(rule, request, prompt_text, rng, limit)
                     generation = engine.generator.given(text, limit)
+                elif calls:
+                    generation = engine.generator.calls(calls)
                 else:
                     generation = engine.generator.generate(
                         rng, prompt, limit, bool(request.ignore_eos), min_tokens, plan.response_mode
@@ -288,12 +308,20 @@ class GenerationRoute(Generic[RequestT]):
             state.display_model,
         )
         frames = [endpoint.choice_frames(head, c.index, top) for c in choices]
+        prepared = [
+            endpoint.tool_call_frames(head, c.index, c.generation)
+            if c.generation.tool_calls
+            else None
+            for c in choices
+        ]
         if len(choices) == 1:
-            last = await self._stream_choice(conn, state, choices[0], frames[0], cut)
+            last = await self._stream_choice(
+                conn, state, choices[0], frames[0], cut, prepared=prepared[0]
+            )
         else:
             await _each(
-                self._stream_choice(conn, state, c, f, cut, hold_last=False)
-                for c, f in zip(choices, frames, strict=True)
+                self._stream_choice(conn, state, c, f, cut, hold_last=False, prepared=p)
+                for c, f, p in zip(choices, frames, prepared, strict=True)
             )
             last = b""
         tail = [f.finish(c.generation.finish_reason) for c, f in zip(choices, frames, strict=True)]
@@ -310,22 +338,25 @@ class GenerationRoute(Generic[RequestT]):
         frames: ChoiceFrames,
         cut: int | None = None,
         hold_last: bool = True,
+        prepared: list[bytes] | None = None,
     ) -> bytes:
         """Write the choice's frames on their deadlines; the last one is returned instead of
         written when ``hold_last``, so that it leaves with the stream's tail. A cache_threshold
         answer writes nothing: its finish chunk comes with the tail (API-CHAT-6). With ``cut``
         the connection is closed once that many tokens are out (a scripted disconnect)."""
         async with self.engine.running(state, choice) as timeline:
-            tokens = choice.generation.tokens
-            if choice.generation.finish_reason == FINISH_CACHE_THRESHOLD:
+            generation = choice.generation
+            tokens = generation.tokens
+            if generation.finish_reason == FINISH_CACHE_THRESHOLD:
                 return b""
-            pending = frames.first + (frames.token(tokens[0], 0, 0) if tokens else b"")
+            first = prepared[0] if prepared else frames.token(tokens[0], 0, 0) if tokens else b""
+            pending = frames.first + first
             offset = len(tokens[0]) if tokens else 0
             await conn.sleep_until(timeline.next_deadline())
             for position in range(1, len(tokens)):
                 await _write(conn, pending, position - 1, cut)
                 token = tokens[position]
-                pending = frames.token(token, position, offset)
+                pending = prepared[position] if prepared else frames.token(token, position, offset)
                 offset += len(token)
                 await conn.sleep_until(timeline.next_deadline())
             written = max(len(tokens) - 1, 0)
@@ -361,7 +392,7 @@ def response_usage(prompts: list[Prompt], choices: list[Choice]) -> dict[str, ob
     threshold = any(c.generation.finish_reason == FINISH_CACHE_THRESHOLD for c in choices)
     return usage_object(
         sum(p.tokens for p in prompts),
-        sum(len(c.generation.tokens) for c in choices),
+        sum(c.generation.count for c in choices),
         None if threshold else sum(cached.values()),
     )
 

@@ -6,7 +6,7 @@ OpenAI and vLLM ignore them. Bodies are parsed once, straight from bytes, by pyd
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -175,6 +175,19 @@ class GenerationRequest(_Lenient):
         return limit
 
 
+class NamedFunction(_Lenient):
+    """The function a named ``tool_choice`` names."""
+
+    name: str
+
+
+class NamedToolChoice(_Lenient):
+    """``tool_choice: {"type": "function", "function": {"name": ...}}``."""
+
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
 class ChatCompletionRequest(GenerationRequest):
     """``POST /v1/chat/completions``."""
 
@@ -182,6 +195,14 @@ class ChatCompletionRequest(GenerationRequest):
     max_completion_tokens: int | None = None
     logprobs: bool | None = False
     top_logprobs: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+
+    def tool_choice_value(self) -> str | dict[str, Any] | None:
+        """``tool_choice`` as plain data (a string, or the named function's object)."""
+        if isinstance(self.tool_choice, NamedToolChoice):
+            return self.tool_choice.model_dump()
+        return self.tool_choice
 
     def logprobs_k(self) -> int | None:
         """``top_logprobs`` alternatives (0 by default) when ``logprobs`` is true (LP-2)."""

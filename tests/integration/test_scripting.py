@@ -210,17 +210,19 @@ def test_rule_errors_by_type_or_spelled_out(scripted: RunningServer) -> None:
 
 
 def test_rule_latency_applies_to_matching_requests(scripted: RunningServer) -> None:
-    def elapsed(model: str) -> float:
-        start = time.perf_counter()
-        response = httpx.post(
-            f"{scripted.base_url}/v1/completions",
-            json={"model": model, "prompt": "x", "max_tokens": 1},
-        )
-        assert response.status_code == 200
-        return time.perf_counter() - start
+    with httpx.Client(base_url=scripted.base_url, timeout=10) as client:
 
-    assert elapsed("m-alias") == pytest.approx(0.300, abs=0.04)
-    assert elapsed("m") == pytest.approx(0.010, abs=0.04)
+        def elapsed(model: str) -> float:
+            start = time.perf_counter()
+            response = client.post(
+                "/v1/completions", json={"model": model, "prompt": "x", "max_tokens": 1}
+            )
+            assert response.status_code == 200
+            return time.perf_counter() - start
+
+        elapsed("m")  # open the connection; warm the server up
+        assert elapsed("m-alias") == pytest.approx(0.300, abs=0.04)
+        assert elapsed("m") == pytest.approx(0.010, abs=0.04)
 
 
 def test_stalled_stream_pauses_between_the_configured_tokens(scripted: RunningServer) -> None:

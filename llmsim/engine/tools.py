@@ -1,0 +1,222 @@
+"""Tool calls: upstream's schema validation and argument synthesis (TOOL-1 to TOOL-4).
+
+Which tools are called follows ``tool_choice``: ``none`` never, ``auto`` (or absent) zero or
+more, ``required`` at least one, a named function exactly that one; beyond the minimum, each
+extra call happens with ``tool-call-extra-call-probability``. Arguments are drawn from each
+tool's JSON schema so that they validate against it: required properties always, optional ones
+with a probability, numbers within their bounds, strings within their lengths, enums from their
+values. Everything random comes from the choice's own random source.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from llmsim.errors import BadRequest
+from llmsim.scenario.sections import ToolCallSettings
+
+ALLOWED_KEYS = frozenset(
+    {
+        "type", "description", "enum", "properties", "items", "required",
+        "additionalProperties", "minItems", "maxItems", "default", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "format",
+        "title",
+    }
+)  # fmt: skip
+TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+WORDS = (
+    "alpha", "breeze", "Lisbon", "cobalt", "harbour", "meadow", "quartz", "sunrise", "tide",
+    "violet",
+)  # fmt: skip
+"""The strings a string argument is drawn from (llmsim's own list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SynthesizedCall:
+    """One tool call of an answer."""
+
+    id: str
+    name: str
+    arguments: str
+    """Compact JSON with sorted keys."""
+
+
+def validate_tools(tools: Sequence[Mapping[str, Any]]) -> None:
+    """Upstream's validation of the request's tools (TOOL-1): 400 ``Tool validation failed``."""
+    for index, tool in enumerate(tools):
+        function = tool.get("function")
+        if tool.get("type", "function") != "function" or not isinstance(function, Mapping):
+            _fail(f"tools[{index}] must be a function tool")
+        for key in ("name", "description", "parameters"):
+            if key not in function:
+                _fail(f"tools[{index}].function.{key} is required")
+        if not isinstance(function["name"], str) or not function["name"]:
+            _fail(f"tools[{index}].function.name must be a non-empty string")
+        _check_schema(function["parameters"], f"tools[{index}].function.parameters")
+
+
+def _fail(detail: str) -> NoReturn:
+    raise BadRequest(f"Tool validation failed: {detail}", param="tools")
+
+
+def _check_schema(schema: Any, where: str) -> None:
+    if not isinstance(schema, Mapping):
+        _fail(f"{where} must be an object")
+    unknown = sorted(set(schema) - ALLOWED_KEYS)
+    if unknown:
+        _fail(f"{where} has unsupported keys: {', '.join(unknown)}")
+    kind = schema.get("type")
+    if kind not in TYPES:
+        _fail(f"{where}.type must be one of {', '.join(sorted(TYPES))}")
+    if "enum" in schema:
+        values = schema["enum"]
+        if kind in ("null", "object", "array") or not isinstance(values, list) or not values:
+            _fail(f"{where}.enum is not allowed here or is empty")
+        if not all(_is_type(value, kind) for value in values):
+            _fail(f"{where}.enum values must be of type {kind}")
+    if kind == "array":
+        if "items" not in schema:
+            _fail(f"{where} is an array without items")
+        _check_schema(schema["items"], f"{where}.items")
+        low, high = schema.get("minItems", 0), schema.get("maxItems")
+        if high is not None and low > high:
+            _fail(f"{where}: minItems is above maxItems")
+    if kind == "object":
+        properties = schema.get("properties")
+        if not isinstance(properties, Mapping):
+            _fail(f"{where} is an object without properties")
+        for name, sub in properties.items():
+            _check_schema(sub, f"{where}.properties.{name}")
+        required = schema.get("required", [])
+        if not isinstance(required, list) or any(r not in properties for r in required):
+            _fail(f"{where}.required names properties that do not exist")
+    if "additionalProperties" in schema and not isinstance(schema["additionalProperties"], bool):
+        _fail(f"{where}.additionalProperties must be true or false")
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return False
+
+
+def choose_calls(
+    rng: random.Random,
+    tools: Sequence[Mapping[str, Any]],
+    tool_choice: Any,
+    settings: ToolCallSettings,
+) -> list[SynthesizedCall]:
+    """The calls an answer makes (TOOL-2); empty means a text answer."""
+    if not tools or tool_choice == "none":
+        return []
+    functions = [tool["function"] for tool in tools]
+    if isinstance(tool_choice, Mapping):
+        name = (tool_choice.get("function") or {}).get("name")
+        named = [f for f in functions if f["name"] == name]
+        if not named:
+            raise BadRequest(
+                f"tool with name '{name}' requested in tool_choice but not found in the tools list",
+                param="tool_choice",
+            )
+        return [_call(rng, named[0], settings)]
+    count = 1 if tool_choice == "required" else 0
+    while count < len(functions) and rng.random() * 100 < settings.tool_call_extra_call_probability:
+        count += 1
+    return [_call(rng, functions[rng.randrange(len(functions))], settings) for _ in range(count)]
+
+
+def _call(
+    rng: random.Random, function: Mapping[str, Any], settings: ToolCallSettings
+) -> SynthesizedCall:
+    arguments = _value(rng, function["parameters"], settings, top=True)
+    digits = "".join(str(rng.randrange(10)) for _ in range(10))
+    return SynthesizedCall(
+        id=f"chatcmpl-tool-{digits}",
+        name=function["name"],
+        arguments=json.dumps(arguments, separators=(",", ":"), sort_keys=True),
+    )
+
+
+def _value(
+    rng: random.Random, schema: Mapping[str, Any], settings: ToolCallSettings, top: bool = False
+) -> Any:
+    """A value that validates against ``schema`` (TOOL-3)."""
+    if "enum" in schema:
+        return schema["enum"][rng.randrange(len(schema["enum"]))]
+    kind = schema.get("type")
+    if kind == "object":
+        required = set(schema.get("required", []))
+        share = (
+            settings.tool_call_not_required_param_probability
+            if top
+            else settings.object_tool_call_not_required_field_probability
+        )
+        return {
+            name: _value(rng, sub, settings)
+            for name, sub in schema.get("properties", {}).items()
+            if name in required or rng.random() * 100 < share
+        }
+    if kind == "array":
+        low = max(schema.get("minItems", settings.min_tool_call_array_param_length), 0)
+        high = schema.get("maxItems", max(settings.max_tool_call_array_param_length, low))
+        return [
+            _value(rng, schema["items"], settings) for _ in range(rng.randint(low, max(low, high)))
+        ]
+    if kind == "integer":
+        low, high = _bounds(
+            schema, settings.min_tool_call_integer_param, settings.max_tool_call_integer_param
+        )
+        return rng.randint(int(_ceil(low)), max(int(_ceil(low)), int(high)))
+    if kind == "number":
+        low, high = _bounds(
+            schema, settings.min_tool_call_number_param, settings.max_tool_call_number_param
+        )
+        return round(low + (high - low) * rng.random(), 6) if high > low else low
+    if kind == "boolean":
+        return rng.random() < 0.5
+    if kind == "null":
+        return None
+    return _string(rng, schema)
+
+
+def _bounds(schema: Mapping[str, Any], low: float, high: float) -> tuple[float, float]:
+    if "minimum" in schema:
+        low = schema["minimum"]
+    if "exclusiveMinimum" in schema and isinstance(schema["exclusiveMinimum"], int | float):
+        low = max(
+            low, schema["exclusiveMinimum"] + (1 if schema.get("type") == "integer" else 1e-6)
+        )
+    if "maximum" in schema:
+        high = schema["maximum"]
+    if "exclusiveMaximum" in schema and isinstance(schema["exclusiveMaximum"], int | float):
+        high = min(
+            high, schema["exclusiveMaximum"] - (1 if schema.get("type") == "integer" else 1e-6)
+        )
+    if high < low:
+        high = low
+    return low, high
+
+
+def _ceil(value: float) -> float:
+    return float(-(-value // 1))
+
+
+def _string(rng: random.Random, schema: Mapping[str, Any]) -> str:
+    text = WORDS[rng.randrange(len(WORDS))]
+    low = int(schema.get("minLength", 0))
+    high = schema.get("maxLength")
+    while len(text) < low:
+        text += WORDS[rng.randrange(len(WORDS))]
+    if high is not None:
+        text = text[: int(high)]
+    return text
