@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -22,3 +26,18 @@ class Section(BaseModel):
         populate_by_name=True,
         frozen=True,
     )
+
+
+def json_text(what: str) -> Callable[[Any], Any]:
+    """A before-validator for entries that upstream's flags give as JSON text: a string is
+    parsed as JSON, anything else is left as it is."""
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{what} given as text must be JSON: {exc}") from None
+
+    return parse

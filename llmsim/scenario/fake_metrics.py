@@ -13,7 +13,7 @@ from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, mo
 
 from llmsim.metrics.buckets import REQUEST_LATENCY_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
 from llmsim.metrics.recorder import FINISH_REASONS
-from llmsim.scenario.base import Section
+from llmsim.scenario.base import Section, json_text
 from llmsim.scenario.units import Duration, format_duration
 
 FAKE_FUNCTIONS = ("oscillate", "ramp", "rampreset", "squarewave")
@@ -96,17 +96,6 @@ class FakeLora(Section):
     timestamp: float = Field(ge=0, allow_inf_nan=False)
 
 
-def _lora_entry(value: Any) -> Any:
-    if isinstance(value, str):
-        import json
-
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"a loras entry given as text must be JSON: {exc}") from None
-    return value
-
-
 class FakeMetrics(Section):
     """Values reported instead of the real metrics."""
 
@@ -119,7 +108,7 @@ class FakeMetrics(Section):
     kv_cache_usage: FakeValue | None = Field(
         default=None, description="vllm:kv_cache_usage_perc, 0-1"
     )
-    loras: list[Annotated[FakeLora, BeforeValidator(_lora_entry)]] | None = None
+    loras: list[Annotated[FakeLora, BeforeValidator(json_text("a loras entry"))]] | None = None
     ttft_buckets_values: BucketCounts | None = None
     tpot_buckets_values: BucketCounts | None = Field(
         default=None, description="time per output token and inter-token latency buckets"

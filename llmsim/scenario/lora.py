@@ -6,21 +6,11 @@ JSON strings: ``{"name": "sql-lora", "path": "/adapters/sql", "base_model_name":
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from llmsim.scenario.base import Section
-
-
-def _json_entry(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"a lora-modules entry given as text must be JSON: {exc}") from None
-    return value
+from llmsim.scenario.base import Section, json_text
 
 
 class LoraModule(Section):
@@ -40,9 +30,9 @@ class LoraSection(Section):
     max_cpu_loras: int | None = Field(
         default=None, ge=1, description="Accepted for compatibility; at least max-loras."
     )
-    lora_modules: list[Annotated[LoraModule, BeforeValidator(_json_entry)]] = Field(
-        default_factory=list, description="Adapters available from the start."
-    )
+    lora_modules: list[
+        Annotated[LoraModule, BeforeValidator(json_text("a lora-modules entry"))]
+    ] = Field(default_factory=list, description="Adapters available from the start.")
 
     @model_validator(mode="after")
     def _cpu_loras_hold_the_gpu_ones(self) -> LoraSection:
