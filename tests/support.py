@@ -80,3 +80,10 @@ def start_server(
             time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"llmsim did not answer /health within {timeout} s")
+
+
+async def drain_stream(client: httpx.AsyncClient, path: str, payload: dict[str, object]) -> None:
+    """POST a streamed request and read its answer to the end (or until cancelled)."""
+    async with client.stream("POST", path, json=payload) as response:
+        async for _ in response.aiter_bytes():
+            pass

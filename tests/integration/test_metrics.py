@@ -14,7 +14,7 @@ import pytest
 from llmsim.metrics.buckets import REQUEST_LATENCY_BUCKETS, TPOT_BUCKETS, TTFT_BUCKETS
 from tests.conftest import ServerFactory
 from tests.metrics_support import buckets, scrape, value
-from tests.support import RunningServer
+from tests.support import RunningServer, drain_stream
 
 MODEL = "shown-name"
 SCENARIO = """
@@ -180,12 +180,10 @@ def test_gauges_follow_the_engine_at_every_scrape_SCHED_4(server_factory: Server
                 "stream": True,
             }
 
-            async def stream() -> None:
-                async with client.stream("POST", "/v1/completions", json=payload) as response:
-                    async for _ in response.aiter_bytes():
-                        pass
-
-            tasks = [asyncio.create_task(stream()) for _ in range(20)]
+            tasks = [
+                asyncio.create_task(drain_stream(client, "/v1/completions", payload))
+                for _ in range(20)
+            ]
             await asyncio.sleep(0.3)
             families = await asyncio.to_thread(scrape, slow)
             during = (

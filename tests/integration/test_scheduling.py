@@ -9,6 +9,7 @@ import httpx
 
 from tests.conftest import ServerFactory
 from tests.metrics_support import scrape, value
+from tests.support import drain_stream
 
 TTFT = 0.100
 ITL = 0.020
@@ -82,12 +83,10 @@ def test_100_abandoned_streams_leave_nothing_running_or_waiting(
                 "stream": True,
             }
 
-            async def read_forever() -> None:
-                async with client.stream("POST", "/v1/completions", json=payload) as response:
-                    async for _ in response.aiter_lines():
-                        pass
-
-            tasks = [asyncio.create_task(read_forever()) for _ in range(100)]
+            tasks = [
+                asyncio.create_task(drain_stream(client, "/v1/completions", payload))
+                for _ in range(100)
+            ]
             await asyncio.sleep(0.3)
             families = await asyncio.to_thread(scrape, server)
             assert value(families, "vllm:num_requests_running") == 40

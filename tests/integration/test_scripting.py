@@ -304,16 +304,16 @@ phases:
 def test_phases_change_behaviour_in_their_windows(server_factory: ServerFactory) -> None:
     server = server_factory(PHASES)
     ready = time.monotonic()  # the server became ready just before the factory returned
+    client = httpx.Client(base_url=server.base_url, timeout=10)
 
     def probe() -> tuple[int, float, str | None]:
         start = time.perf_counter()
-        response = httpx.post(
-            f"{server.base_url}/v1/completions",
-            json={"model": "m", "prompt": "x", "max_tokens": 1},
-            timeout=10,
+        response = client.post(
+            "/v1/completions", json={"model": "m", "prompt": "x", "max_tokens": 1}
         )
-        phase = httpx.get(f"{server.base_url}/admin/config").json()["active-phase"]
-        return response.status_code, time.perf_counter() - start, phase
+        elapsed = time.perf_counter() - start
+        phase = client.get("/admin/config").json()["active-phase"]
+        return response.status_code, elapsed, phase
 
     def at(offset: float) -> tuple[int, float, str | None]:
         delay = ready + offset - time.monotonic()
@@ -321,10 +321,12 @@ def test_phases_change_behaviour_in_their_windows(server_factory: ServerFactory)
             time.sleep(delay)
         return probe()
 
-    calm = at(0.5)
-    slow = at(2.5)
-    broken = at(4.6)
-    after = at(6.8)
+    with client:
+        client.get("/health")  # open the connection before timing
+        calm = at(0.5)
+        slow = at(2.5)
+        broken = at(4.6)
+        after = at(6.8)
     assert calm[0] == 200 and calm[1] == pytest.approx(0.020, abs=0.05) and calm[2] == "calm"
     assert slow[0] == 200 and slow[1] == pytest.approx(0.400, abs=0.05) and slow[2] == "slow"
     assert broken[0] == 503 and broken[2] == "broken"
