@@ -63,7 +63,6 @@ class HFTokenizer:
         self._tokenizer = tokenizer
         self._template = _environment().from_string(chat_template or CHATML)
         self._special = dict(special_tokens or {})
-        self.has_chat_template = chat_template is not None
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         """The token ids of ``text``."""

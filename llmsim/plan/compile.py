@@ -133,8 +133,6 @@ def compile_scenario(
         dataset=scenario.responses.dataset,
         fake_metrics=scenario.metrics.fake_metrics,
         kv=compile_kv(scenario.kv_cache, os.environ if environ is None else environ),
-        block_size=scenario.kv_cache.block_size,
-        kv_cache_size=scenario.kv_cache.kv_cache_size,
         enable_sleep_mode=scenario.server.enable_sleep_mode,
         failure_injection_rate=scenario.failures.failure_injection_rate,
         failure_types=tuple(scenario.failures.failure_types),

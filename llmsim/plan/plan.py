@@ -93,8 +93,6 @@ class RuntimePlan:
     fake_metrics: FakeMetrics | None = None
     fake_metrics_refresh_interval: float = 0.1
     kv: KVPlan | None = None
-    block_size: int = 16
-    kv_cache_size: int = 1024
     enable_sleep_mode: bool = False
     max_loras: int = 1
     lora_modules: tuple[tuple[str, str], ...] = ()

@@ -186,23 +186,19 @@ class GenerationRoute(Generic[RequestT]):
         if request.seed is not None:
             engine.reseed(state, request.seed, prompts[0].text)
         tools, tool_choice = self.endpoint.tools(request)
-        if tools and not plan.scenario.responses.tools.skip_tool_validation:
-            validate_tools(tools)
         tool_settings = plan.scenario.responses.tools
+        if tools and not tool_settings.skip_tool_validation:
+            validate_tools(tools)
+        replying = rule if rule is not None and rule.reply is not None else None
         single = len(prompts) * copies == 1
         plans: list[tuple[int, Prompt, random.Random, Generation]] = []
         for p, prompt in enumerate(prompts):
             for j in range(copies):
                 rng = state.rng if single else random.Random(state.rng.getrandbits(64))
-                calls = (
-                    []
-                    if rule is not None and rule.reply is not None
-                    else (choose_calls(rng, tools, tool_choice, tool_settings) if tools else [])
-                )
-                if rule is not None and rule.reply is not None:
-                    text = self._reply(rule, request, prompt_text, rng, limit)
+                if replying is not None:
+                    text = self._reply(replying, request, prompt_text, rng, limit)
                     generation = engine.generator.given(text, limit)
-                elif calls:
+                elif tools and (calls := choose_calls(rng, tools, tool_choice, tool_settings)):
                     generation = engine.generator.calls(calls)
                 else:
                     generation = engine.generator.generate(
