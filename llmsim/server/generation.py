@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -205,7 +206,7 @@ class GenerationRoute(Generic[RequestT]):
                         rng, prompt, limit, bool(request.ignore_eos), min_tokens, plan.response_mode
                     )
                 if request.remote_decode:
-                    generation = Generation(generation.tokens, FINISH_REMOTE_DECODE)
+                    generation = replace(generation, finish_reason=FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
         tickets = engine.reserve(state, [prompt for _, prompt, _, _ in plans])
         try:

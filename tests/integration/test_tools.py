@@ -324,3 +324,29 @@ def test_tool_results_in_later_turns_are_accepted(server: RunningServer) -> None
     )
     assert response.status_code == 200
     assert response.json()["usage"]["prompt_tokens"] > chat(server).json()["usage"]["prompt_tokens"]
+
+
+def test_remote_decode_keeps_the_tool_calls_API_PD_2(server: RunningServer) -> None:
+    body = chat(
+        server,
+        tools=[WEATHER],
+        tool_choice="required",
+        kv_transfer_params={"do_remote_decode": True},
+        seed=5,
+    ).json()
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "remote_decode"
+    assert "content" not in choice["message"]
+    calls = choice["message"]["tool_calls"]
+    assert calls
+    for call in calls:
+        jsonschema.validate(
+            json.loads(call["function"]["arguments"]), WEATHER["function"]["parameters"]
+        )  # type: ignore[index]
+    tokenized = [
+        httpx.post(
+            f"{server.base_url}/tokenize", json={"prompt": c["function"]["arguments"]}
+        ).json()["count"]
+        for c in calls
+    ]
+    assert body["usage"]["completion_tokens"] == sum(3 + n for n in tokenized)
