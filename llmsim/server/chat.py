@@ -16,6 +16,7 @@ from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import chat_entry
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
+from llmsim.server.openai_shape import OpenAIEndpoint
 from llmsim.server.protocol import ChatCompletionRequest, ChatMessage
 
 PATH = "/v1/chat/completions"
@@ -33,7 +34,7 @@ def conversation(messages: list[ChatMessage]) -> list[dict[str, str]]:
     return out
 
 
-class ChatEndpoint:
+class ChatEndpoint(OpenAIEndpoint):
     """How chat completions differ from other generation endpoints."""
 
     path = PATH

@@ -14,6 +14,7 @@ from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import completion_logprobs
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
+from llmsim.server.openai_shape import OpenAIEndpoint
 from llmsim.server.protocol import CompletionRequest
 
 PATH = "/v1/completions"
@@ -26,7 +27,7 @@ def token_id_prompt(ids: list[int]) -> Prompt:
     return Prompt(len(ids), text, text, echo, tuple(ids))
 
 
-class CompletionsEndpoint:
+class CompletionsEndpoint(OpenAIEndpoint):
     """How text completions differ from other generation endpoints."""
 
     path = PATH

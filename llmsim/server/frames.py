@@ -50,7 +50,10 @@ class ChoiceFrames:
     middle and tail are joined and the logprobs value is ``null``.
     """
 
-    __slots__ = ("_finish_head", "_finish_tail", "_head", "_logprobs", "_middle", "_tail", "first")
+    __slots__ = (
+        "_finish_head", "_finish_tail", "_head", "_logprobs", "_middle", "_tail", "first",
+        "prepared",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -72,6 +75,8 @@ class ChoiceFrames:
         self._finish_tail = finish_tail + b"\n\n"
         self.first = first
         """Frames sent just before the first token (chat's role chunk; empty for completions)."""
+        self.prepared: list[bytes] | None = None
+        """Ready frames of a tool-call answer, one per token."""
 
     def token(self, text: str, position: int, offset: int) -> bytes:
         """The chunk carrying one token (``position`` and character ``offset`` in the answer)."""

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections.abc import Coroutine
-from dataclasses import replace
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -34,8 +33,8 @@ from llmsim.engine.tools import choose_calls, validate_tools
 from llmsim.errors import BadRequest, LlmsimError, ScriptedDisconnect
 from llmsim.plan.rules import CompiledRule, first_match, render_reply
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
-from llmsim.server.errors import body_for, from_validation_error
-from llmsim.server.frames import DONE, ChoiceFrames, envelope, usage_frame, usage_object
+from llmsim.server.errors import from_validation_error
+from llmsim.server.frames import usage_object
 from llmsim.server.protocol import GenerationRequest
 
 IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
@@ -56,7 +55,56 @@ REMOTE_DECODE_PARAMS = {
 """What a prefill instance answers in ``kv_transfer_params`` for its decode peer (API-PD-2)."""
 
 RequestT = TypeVar("RequestT", bound=GenerationRequest)
+RequestT_co = TypeVar("RequestT_co", bound=GenerationRequest, covariant=True)
 log = logging.getLogger("llmsim")
+
+
+@dataclass(slots=True)
+class Answer(Generic[RequestT_co]):
+    """Everything a response is written from: the request, its state, its prompts and its
+    choices (each with its answer), and the logprobs alternatives asked for."""
+
+    request: RequestT_co
+    state: RequestState
+    prompts: list[Prompt]
+    choices: list[Choice]
+    top: int | None
+
+    @property
+    def usage(self) -> dict[str, object]:
+        """The OpenAI-shaped usage of the whole response."""
+        return response_usage(self.prompts, self.choices)
+
+
+class ChoiceStream(Protocol):
+    """The frames of one streamed choice."""
+
+    @property
+    def first(self) -> bytes:
+        """Frames sent just before the first token (a role chunk, opening events)."""
+        ...
+
+    @property
+    def prepared(self) -> list[bytes] | None:
+        """Ready frames, one per token, used instead of ``token`` (tool-call answers)."""
+        ...
+
+    def token(self, text: str, position: int, offset: int) -> bytes:
+        """The frame carrying one token (``position`` and character ``offset`` in the answer)."""
+        ...
+
+
+class AnswerStream(Protocol):
+    """The frames of a streamed response: one ``ChoiceStream`` per choice, then a tail."""
+
+    @property
+    def choices(self) -> Sequence[ChoiceStream]:
+        """The choices' frames, in the order of the answer's choices."""
+        ...
+
+    def tail(self) -> bytes:
+        """The frames after every choice has ended (finish chunks, usage, end marker)."""
+        ...
 
 
 class Endpoint(Protocol[RequestT]):
@@ -73,18 +121,8 @@ class Endpoint(Protocol[RequestT]):
         ...
 
     @property
-    def id_prefix(self) -> str:
-        """The response id's prefix (``chatcmpl-``, ``cmpl-``)."""
-        ...
-
-    @property
-    def object_name(self) -> str:
-        """The ``object`` of a non-streamed response."""
-        ...
-
-    @property
-    def chunk_object(self) -> str:
-        """The ``object`` of a streamed chunk."""
+    def max_tool_calls(self) -> int | None:
+        """The most tool calls one answer may make (None: no limit)."""
         ...
 
     async def prompts(
@@ -99,19 +137,20 @@ class Endpoint(Protocol[RequestT]):
         ...
 
     def tools(self, request: RequestT) -> tuple[list[dict[str, Any]], Any]:
-        """The request's tools and ``tool_choice`` (none for endpoints without tools)."""
+        """The request's tools in chat shape and its ``tool_choice`` in chat form (none for
+        endpoints without tools)."""
         ...
 
-    def tool_call_frames(self, envelope: bytes, index: int, generation: Generation) -> list[bytes]:
-        """One stream frame per chunk of a tool-call answer."""
+    def body(self, answer: Answer[RequestT]) -> dict[str, object]:
+        """The non-streamed response body."""
         ...
 
-    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
-        """One entry of a non-streamed response's ``choices``."""
+    def stream(self, answer: Answer[RequestT]) -> AnswerStream:
+        """The streamed response's frames."""
         ...
 
-    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
-        """The stream frames of one choice."""
+    def error_body(self, error: LlmsimError) -> bytes:
+        """The body of an error response, in the API's own error shape."""
         ...
 
 
@@ -136,7 +175,7 @@ class GenerationRoute(Generic[RequestT]):
                 raise
             task.uncancel()
         except LlmsimError as error:
-            await conn.respond(error.status, body_for(error))
+            await conn.respond(error.status, self.endpoint.error_body(error))
         finally:
             conn.close()
 
@@ -200,7 +239,7 @@ class GenerationRoute(Generic[RequestT]):
                     text = self._reply(replying, request, prompt_text, rng, limit)
                     generation = engine.generator.given(text, limit)
                 elif tools and (calls := choose_calls(rng, tools, tool_choice, tool_settings)):
-                    generation = engine.generator.calls(calls)
+                    generation = engine.generator.calls(calls[: self.endpoint.max_tool_calls])
                 else:
                     generation = engine.generator.generate(
                         rng, prompt, limit, bool(request.ignore_eos), min_tokens, plan.response_mode
@@ -216,11 +255,12 @@ class GenerationRoute(Generic[RequestT]):
             ]
             if not all(ticket.granted for ticket in tickets):
                 conn.watch()
+            answer = Answer(request, state, prompts, choices, top)
             if request.stream:
                 cut = rule.disconnect_after_tokens if rule is not None else None
-                await self._stream(conn, state, prompts, choices, top, request.include_usage, cut)
+                await self._stream(conn, answer, cut)
             else:
-                await self._complete(conn, state, prompts, choices, top, request)
+                await self._complete(conn, answer)
         finally:
             for ticket in tickets:
                 ticket.give_back()
@@ -253,28 +293,9 @@ class GenerationRoute(Generic[RequestT]):
                 log.error("%s", message)
             raise LlmsimError(message, status=500) from None
 
-    async def _complete(
-        self,
-        conn: Connection,
-        state: RequestState,
-        prompts: list[Prompt],
-        choices: list[Choice],
-        top: int | None,
-        request: GenerationRequest,
-    ) -> None:
-        await _each(self._wait_for_last_token(conn, state, c) for c in choices)
-        endpoint = self.endpoint
-        body: dict[str, object] = {
-            "id": f"{endpoint.id_prefix}{state.request_id}",
-            "object": endpoint.object_name,
-            "created": int(time.time()),
-            "model": state.display_model,
-            "choices": [endpoint.choice_body(c.index, c.generation, top) for c in choices],
-            "usage": response_usage(prompts, choices),
-        }
-        if request.remote_decode:
-            body["kv_transfer_params"] = REMOTE_DECODE_PARAMS
-        await conn.respond_json(200, body)
+    async def _complete(self, conn: Connection, answer: Answer[RequestT]) -> None:
+        await _each(self._wait_for_last_token(conn, answer.state, c) for c in answer.choices)
+        await conn.respond_json(200, self.endpoint.body(answer))
 
     async def _wait_for_last_token(
         self, conn: Connection, state: RequestState, choice: Choice
@@ -287,55 +308,27 @@ class GenerationRoute(Generic[RequestT]):
             else:
                 await conn.sleep_until(timeline.last_deadline(count))
 
-    async def _stream(
-        self,
-        conn: Connection,
-        state: RequestState,
-        prompts: list[Prompt],
-        choices: list[Choice],
-        top: int | None,
-        include_usage: bool,
-        cut: int | None = None,
-    ) -> None:
-        endpoint = self.endpoint
-        head = envelope(
-            f"{endpoint.id_prefix}{state.request_id}",
-            endpoint.chunk_object,
-            int(time.time()),
-            state.display_model,
-        )
-        frames = [endpoint.choice_frames(head, c.index, top) for c in choices]
-        prepared = [
-            endpoint.tool_call_frames(head, c.index, c.generation)
-            if c.generation.tool_calls
-            else None
-            for c in choices
-        ]
+    async def _stream(self, conn: Connection, answer: Answer[RequestT], cut: int | None) -> None:
+        stream = self.endpoint.stream(answer)
+        state, choices = answer.state, answer.choices
         if len(choices) == 1:
-            last = await self._stream_choice(
-                conn, state, choices[0], frames[0], cut, prepared=prepared[0]
-            )
+            last = await self._stream_choice(conn, state, choices[0], stream.choices[0], cut)
         else:
             await _each(
-                self._stream_choice(conn, state, c, f, cut, hold_last=False, prepared=p)
-                for c, f, p in zip(choices, frames, prepared, strict=True)
+                self._stream_choice(conn, state, c, f, cut, hold_last=False)
+                for c, f in zip(choices, stream.choices, strict=True)
             )
             last = b""
-        tail = [f.finish(c.generation.finish_reason) for c, f in zip(choices, frames, strict=True)]
-        if include_usage:
-            tail.append(usage_frame(head, response_usage(prompts, choices)))
-        tail.append(DONE)
-        await conn.end(last + b"".join(tail))
+        await conn.end(last + stream.tail())
 
     async def _stream_choice(
         self,
         conn: Connection,
         state: RequestState,
         choice: Choice,
-        frames: ChoiceFrames,
+        frames: ChoiceStream,
         cut: int | None = None,
         hold_last: bool = True,
-        prepared: list[bytes] | None = None,
     ) -> bytes:
         """Write the choice's frames on their deadlines; the last one is returned instead of
         written when ``hold_last``, so that it leaves with the stream's tail. A cache_threshold
@@ -346,6 +339,7 @@ class GenerationRoute(Generic[RequestT]):
             tokens = generation.tokens
             if generation.finish_reason == FINISH_CACHE_THRESHOLD:
                 return b""
+            prepared = frames.prepared
             first = prepared[0] if prepared else frames.token(tokens[0], 0, 0) if tokens else b""
             pending = frames.first + first
             offset = len(tokens[0]) if tokens else 0
