@@ -33,6 +33,7 @@ WORDS = (
     "violet",
 )  # fmt: skip
 """The strings a string argument is drawn from (llmsim's own list)."""
+CALL_ID_PREFIX = "chatcmpl-tool-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,11 @@ class SynthesizedCall:
     name: str
     arguments: str
     """Compact JSON with sorted keys."""
+
+    @property
+    def digits(self) -> str:
+        """The call's ten random digits, which other APIs' ids are built from."""
+        return self.id.removeprefix(CALL_ID_PREFIX)
 
 
 def validate_tools(tools: Sequence[Mapping[str, Any]]) -> None:
@@ -141,7 +147,7 @@ def _call(
     arguments = _value(rng, function["parameters"], settings, top=True)
     digits = "".join(str(rng.randrange(10)) for _ in range(10))
     return SynthesizedCall(
-        id=f"chatcmpl-tool-{digits}",
+        id=f"{CALL_ID_PREFIX}{digits}",
         name=function["name"],
         arguments=json.dumps(arguments, separators=(",", ":"), sort_keys=True),
     )

@@ -125,6 +125,11 @@ def compile_scenario(
             max_model_len=scenario.model.max_model_len,
             tokenizer_path=None if tokenizer == "simulated" else tokenizer.path,
             tokenizer_model_id=None if tokenizer == "simulated" else tokenizer.model_id,
+            media_tokens={
+                "image": scenario.model.image_tokens,
+                "audio": scenario.model.audio_tokens,
+                "video": scenario.model.video_tokens,
+            },
         ),
         max_num_seqs=scenario.engine.max_num_seqs,
         max_waiting_queue_length=scenario.engine.max_waiting_queue_length,

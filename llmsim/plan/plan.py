@@ -6,6 +6,7 @@ engine reads it on every request, so it holds resolved values and ready samplers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -26,6 +27,8 @@ class ModelPlan:
     name: str
     served_names: tuple[str, ...]
     max_model_len: int
+    media_tokens: Mapping[str, int]
+    """Prompt tokens per media item, by kind (image, audio, video)."""
     tokenizer_path: str | None = None
     """A real tokenizer's file or directory (None: see ``tokenizer_model_id``)."""
     tokenizer_model_id: str | None = None

@@ -52,6 +52,11 @@ class ModelSection(Section):
         default="simulated",
         description="simulated (upstream's regex split), or {path} / {model-id} of a real one.",
     )
+    image_tokens: int = Field(
+        default=256, ge=1, description="Prompt tokens one image counts (as a vision encoder's)."
+    )
+    audio_tokens: int = Field(default=128, ge=1, description="Prompt tokens one audio clip counts.")
+    video_tokens: int = Field(default=1024, ge=1, description="Prompt tokens one video counts.")
 
     @property
     def served_names(self) -> list[str]:

@@ -8,6 +8,7 @@ ends a finish chunk per choice, the usage chunk if asked, ``[DONE]``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -15,23 +16,12 @@ import orjson
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import chat_entry
 from llmsim.engine.tokenizer import Tokenizer
+from llmsim.server.conversation import chat_prompt
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
 from llmsim.server.openai_shape import OpenAIEndpoint
-from llmsim.server.protocol import ChatCompletionRequest, ChatMessage
+from llmsim.server.protocol import ChatCompletionRequest
 
 PATH = "/v1/chat/completions"
-
-
-def conversation(messages: list[ChatMessage]) -> list[dict[str, str]]:
-    """Messages as chat templates take them: role and text content (text parts joined by
-    newlines, as vLLM joins them), and the tool call id of a tool result."""
-    out = []
-    for message in messages:
-        item = {"role": message.role, "content": message.plain_text()}
-        if message.tool_call_id:
-            item["tool_call_id"] = message.tool_call_id
-        out.append(item)
-    return out
 
 
 class ChatEndpoint(OpenAIEndpoint):
@@ -44,16 +34,16 @@ class ChatEndpoint(OpenAIEndpoint):
     chunk_object = "chat.completion.chunk"
 
     async def prompts(
-        self, request: ChatCompletionRequest, tokenizer: Tokenizer, with_ids: bool
+        self,
+        request: ChatCompletionRequest,
+        tokenizer: Tokenizer,
+        with_ids: bool,
+        media_tokens: Mapping[str, int],
     ) -> list[Prompt]:
         """One prompt: the conversation through the chat template; echo answers the last
-        message. Token ids only ``with_ids`` (the count alone is cheaper)."""
-        rendered = tokenizer.render_chat(conversation(request.messages))
+        message."""
         echo = request.messages[-1].plain_text()
-        if not with_ids:
-            return [Prompt(await tokenizer.count_async(rendered), rendered, echo)]
-        ids = await tokenizer.encode_async(rendered)
-        return [Prompt(len(ids), rendered, echo, token_ids=tuple(ids))]
+        return [await chat_prompt(request.messages, tokenizer, with_ids, media_tokens, echo)]
 
     def rule_prompt(self, request: ChatCompletionRequest) -> str:
         """The last user message's text (the last message's when no user spoke)."""

@@ -8,6 +8,7 @@ choice with empty text, the usage chunk if asked, ``[DONE]``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from llmsim.engine.generation import Generation, Prompt
@@ -37,7 +38,11 @@ class CompletionsEndpoint(OpenAIEndpoint):
     chunk_object = "text_completion"
 
     async def prompts(
-        self, request: CompletionRequest, tokenizer: Tokenizer, with_ids: bool
+        self,
+        request: CompletionRequest,
+        tokenizer: Tokenizer,
+        with_ids: bool,
+        media_tokens: Mapping[str, int] | None = None,
     ) -> list[Prompt]:
         """One prompt per entry of ``prompt`` (text is encoded with special tokens, as vLLM
         encodes completion prompts). Token ids only ``with_ids`` (the count is cheaper)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -126,10 +126,14 @@ class Endpoint(Protocol[RequestT]):
         ...
 
     async def prompts(
-        self, request: RequestT, tokenizer: Tokenizer, with_ids: bool
+        self,
+        request: RequestT,
+        tokenizer: Tokenizer,
+        with_ids: bool,
+        media_tokens: Mapping[str, int],
     ) -> list[Prompt]:
         """The request's prompts as the engine sees them, one per sub-request; their token
-        ids only ``with_ids``."""
+        ids only ``with_ids``; a media item counts ``media_tokens[kind]`` tokens."""
         ...
 
     def rule_prompt(self, request: RequestT) -> str:
@@ -216,7 +220,9 @@ class GenerationRoute(Generic[RequestT]):
             raise BadRequest(PREFILL_STREAMING, param="stream")
         top = request.logprobs_k()
         threshold = request.hit_threshold(plan.kv.global_cache_hit_threshold if plan.kv else 0.0)
-        prompts = await self.endpoint.prompts(request, engine.tokenizer, engine.needs_token_ids)
+        prompts = await self.endpoint.prompts(
+            request, engine.tokenizer, engine.needs_token_ids, plan.model.media_tokens
+        )
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
         state.max_tokens = limit

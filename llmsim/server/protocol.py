@@ -38,12 +38,21 @@ class ImageURL(_Lenient):
     url: str = ""
 
 
+class InputAudio(_Lenient):
+    """Audio data in a content part."""
+
+    data: str = ""
+    format: str | None = None
+
+
 class ContentPart(_Lenient):
     """One part of a message's content: text, image, audio or video."""
 
     type: str
     text: str | None = None
     image_url: ImageURL | None = None
+    input_audio: InputAudio | None = None
+    video_url: ImageURL | None = None
 
 
 class FunctionCall(_Lenient):
@@ -85,9 +94,13 @@ class ChatMessage(_Lenient):
                 elif part.type == "image_url" and part.image_url is not None:
                     pieces.append(f"image: {part.image_url.url}")
             text = "\n".join(pieces)
-        if self.tool_calls:
-            text += "".join(f"[{c.function.name}({c.function.arguments})]" for c in self.tool_calls)
-        return text
+        return text + self.tool_call_text()
+
+    def tool_call_text(self) -> str:
+        """An assistant message's tool calls as text: ``[name(arguments)]`` each."""
+        if not self.tool_calls:
+            return ""
+        return "".join(f"[{c.function.name}({c.function.arguments})]" for c in self.tool_calls)
 
 
 class KVTransferParams(_Lenient):

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmsim.engine.engine import Engine
 from llmsim.errors import BadRequest
-from llmsim.server.chat import conversation
 from llmsim.server.completions import CompletionsEndpoint
+from llmsim.server.conversation import chat_prompt
 from llmsim.server.errors import from_validation_error
 from llmsim.server.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest
 
@@ -62,6 +62,14 @@ def tokenize_router(engine: Engine) -> APIRouter:
                 "endpoints."
             )
 
+    async def _chat_ids(messages: list[ChatMessage], special: bool = False) -> list[int]:
+        """The token ids of a conversation, as the chat endpoint counts them."""
+        plan = engine.plan
+        prompt = await chat_prompt(
+            messages, engine.tokenizer, True, plan.model.media_tokens, "", special
+        )
+        return list(prompt.token_ids or ())
+
     @router.post("/tokenize")
     async def tokenize(request: Request) -> JSONResponse:
         """Token ids of a prompt or of a conversation through the chat template."""
@@ -71,14 +79,12 @@ def tokenize_router(engine: Engine) -> APIRouter:
         if body.prompt is not None and body.messages is not None:
             raise BadRequest("both prompt and messages fields in tokenize request")
         if body.messages is not None:
-            text = tokenizer.render_chat(conversation(body.messages))
-            special = bool(body.add_special_tokens)
+            ids = await _chat_ids(body.messages, bool(body.add_special_tokens))
         elif body.prompt is not None:
-            text = body.prompt
             special = body.add_special_tokens is not False
+            ids = await tokenizer.encode_async(body.prompt, add_special_tokens=special)
         else:
             raise BadRequest("either prompt or messages is required")
-        ids = await tokenizer.encode_async(text, add_special_tokens=special)
         return JSONResponse(
             {
                 "count": len(ids),
@@ -108,7 +114,6 @@ def tokenize_router(engine: Engine) -> APIRouter:
         """The token ids of the conversation through the chat template."""
         body: ChatCompletionRequest = _parse(ChatCompletionRequest, await request.body())
         check_model(body.model, allow_adapter=False)
-        rendered = engine.tokenizer.render_chat(conversation(body.messages))
-        return JSONResponse({"token_ids": await engine.tokenizer.encode_async(rendered)})
+        return JSONResponse({"token_ids": await _chat_ids(body.messages)})
 
     return router
