@@ -28,6 +28,7 @@ from llmsim.server.connection import ASGIApp, Receive, Scope, Send
 from llmsim.server.embeddings import embeddings_router
 from llmsim.server.errors import body_for, error_body
 from llmsim.server.generation import GenerationRoute
+from llmsim.server.messages import MessagesEndpoint
 from llmsim.server.simulator import Simulator
 from llmsim.server.tokenize import tokenize_router
 
@@ -93,6 +94,7 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     lean: dict[str, ASGIApp] = {
         ChatEndpoint.path: GenerationRoute(ChatEndpoint(), engine, limit),
         CompletionsEndpoint.path: GenerationRoute(CompletionsEndpoint(), engine, limit),
+        MessagesEndpoint.path: GenerationRoute(MessagesEndpoint(), engine, limit),
     }
 
     @api.exception_handler(StarletteHTTPException)
