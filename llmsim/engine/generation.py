@@ -50,6 +50,8 @@ class Generation:
     tool_calls: tuple[SynthesizedCall, ...] = ()
     completion_tokens: int | None = None
     """The usage count when it is not the number of chunks (tool calls)."""
+    token_ids: tuple[int, ...] | None = None
+    """The tokens' ids when the answer repeats given ids (echo of a token-id prompt)."""
 
     @property
     def count(self) -> int:
@@ -95,12 +97,14 @@ class Generator:
         ``ignore_eos`` and ``min_tokens`` (vLLM's floor on the length before an end of
         sequence may come)."""
         if mode == "echo":
+            ids = None
             if prompt.echo_tokens is not None:
                 tokens = list(prompt.echo_tokens)
+                ids = prompt.token_ids
             else:
                 tokens = self._tokenizer.split(prompt.echo_text)
             reached = max_tokens is not None and len(tokens) >= max_tokens
-            return Generation(tokens, FINISH_LENGTH if reached else FINISH_STOP)
+            return Generation(tokens, FINISH_LENGTH if reached else FINISH_STOP, token_ids=ids)
         room = self._max_model_len - prompt.tokens
         limit = max_tokens if max_tokens is not None else room
         if self._dataset is not None and prompt.token_ids is not None:

@@ -27,6 +27,7 @@ from llmsim.server.completions import CompletionsEndpoint
 from llmsim.server.connection import ASGIApp, Receive, Scope, Send
 from llmsim.server.embeddings import embeddings_router
 from llmsim.server.errors import body_for, error_body
+from llmsim.server.generate import GenerateEndpoint
 from llmsim.server.generation import GenerationRoute
 from llmsim.server.messages import MessagesEndpoint
 from llmsim.server.simulator import Simulator
@@ -95,6 +96,7 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
         ChatEndpoint.path: GenerationRoute(ChatEndpoint(), engine, limit),
         CompletionsEndpoint.path: GenerationRoute(CompletionsEndpoint(), engine, limit),
         MessagesEndpoint.path: GenerationRoute(MessagesEndpoint(), engine, limit),
+        GenerateEndpoint.path: GenerationRoute(GenerateEndpoint(engine.tokenizer), engine, limit),
     }
 
     @api.exception_handler(StarletteHTTPException)
