@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+IMAGE ?= llmsim:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: run test lint format schema bench clean
+.PHONY: run test lint format schema bench clean image lint-image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,15 @@ schema: $(STAMP) ## Regenerate the JSON Schema and the reference table from the 
 
 bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures.
 	$(BIN)/python bench/streaming_fidelity.py $(ARGS)
+
+image: ## Build the container image $(IMAGE) from the Containerfile with podman, else docker.
+	@engine=$$(command -v podman || command -v docker) \
+		|| { echo 'make image: neither podman nor docker found' >&2; exit 1; }; \
+	echo "$$engine build -f Containerfile -t $(IMAGE) ."; \
+	"$$engine" build -f Containerfile -t $(IMAGE) .
+
+lint-image: ## hadolint (from .venv) on the Containerfile.
+	$(BIN)/hadolint Containerfile
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
