@@ -8,13 +8,14 @@ cut at ``max_tokens``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmsim.datasets.store import SqliteDataset
 from llmsim.engine.text import TextSource, response_length
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.engine.tools import SynthesizedCall
 from llmsim.errors import BadRequest
+from llmsim.scenario.sections import ReasoningSettings
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
@@ -52,6 +53,10 @@ class Generation:
     """The usage count when it is not the number of chunks (tool calls)."""
     token_ids: tuple[int, ...] | None = None
     """The tokens' ids when the answer repeats given ids (echo of a token-id prompt)."""
+    reasoning: int = 0
+    """How many of the first tokens are reasoning, before the answer proper."""
+    image: str | None = None
+    """The URL of an image the answer carries after its text (omni)."""
 
     @property
     def count(self) -> int:
@@ -132,6 +137,30 @@ class Generator:
             tokens.extend(arguments)
             usage += TOOL_CALL_OVERHEAD + len(arguments)
         return Generation(tokens, FINISH_TOOL_CALLS, tuple(calls), usage)
+
+    def think(
+        self,
+        rng: random.Random,
+        generation: Generation,
+        settings: ReasoningSettings,
+        max_tokens: int | None,
+    ) -> Generation:
+        """``generation`` preceded by reasoning tokens, with ``settings.probability``. Reasoning
+        counts against ``max_tokens`` as a thinking model's does: a long one leaves less room
+        for the answer (finish ``length`` when it is cut), or none at all."""
+        if rng.random() * 100 >= settings.probability:
+            return generation
+        count = rng.randint(settings.min_tokens, settings.max_tokens)
+        if max_tokens is not None and count >= max_tokens:
+            return Generation(
+                self._text.tokens(rng, max_tokens), FINISH_LENGTH, reasoning=max_tokens
+            )
+        tokens = generation.tokens
+        finish = generation.finish_reason
+        if max_tokens is not None and count + len(tokens) > max_tokens:
+            tokens, finish = tokens[: max_tokens - count], FINISH_LENGTH
+        reasoning = self._text.tokens(rng, count)
+        return replace(generation, tokens=reasoning + tokens, finish_reason=finish, reasoning=count)
 
     def lorem(self, rng: random.Random, count: int) -> str:
         """``count`` tokens of built-in text, for templates."""

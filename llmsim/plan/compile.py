@@ -48,6 +48,9 @@ def compile_latency(latency: LatencySection) -> LatencyPlan:
         ),
         kv_cache_transfer_time_per_token=build_sampler(latency.kv_cache_transfer_time_per_token),
         kv_cache_transfer_time_std_dev=latency.kv_cache_transfer_time_std_dev,
+        time_to_generate_image=build_sampler(
+            latency.time_to_generate_image, latency.time_to_generate_image_std_dev
+        ),
         time_factor_under_load=latency.time_factor_under_load,
     )
 

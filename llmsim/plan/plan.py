@@ -59,6 +59,7 @@ class LatencyPlan:
     kv_cache_transfer_latency: Sampler = NO_TIME
     kv_cache_transfer_time_per_token: Sampler = NO_TIME
     kv_cache_transfer_time_std_dev: float = 0.0
+    time_to_generate_image: Sampler = NO_TIME
     time_factor_under_load: float = 1.0
 
 

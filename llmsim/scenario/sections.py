@@ -11,6 +11,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
+from llmsim.scenario.failures import Percentage
 from llmsim.scenario.units import Duration, format_duration
 
 DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -160,6 +161,12 @@ class LatencySection(Section):
     kv_cache_transfer_time_std_dev: Duration = Field(
         default=0.0, description="Normal jitter of the per-token KV transfer time (clamped ±70%)."
     )
+    time_to_generate_image: LatencyValue = Field(
+        default=0.0, description="omni: time from an answer's last token to its image."
+    )
+    time_to_generate_image_std_dev: Duration = Field(
+        default=0.0, description="Normal jitter of time-to-generate-image; at most 30% of it."
+    )
     time_factor_under_load: float = Field(
         default=1.0,
         ge=1.0,
@@ -174,6 +181,7 @@ class LatencySection(Section):
         "time_to_first_token_std_dev",
         "inter_token_latency_std_dev",
         "kv_cache_transfer_latency_std_dev",
+        "time_to_generate_image_std_dev",
     )(check_std_dev)
     _check_unbounded_std_devs = field_validator(
         "prefill_time_std_dev", "kv_cache_transfer_time_std_dev"
@@ -217,6 +225,28 @@ class ToolCallSettings(Section):
         return self
 
 
+class ReasoningSettings(Section):
+    """A thinking model: a reasoning stream before the answer, as vLLM's reasoning parsers
+    return it."""
+
+    enabled: bool = Field(default=True, description="Whether chat answers start by reasoning.")
+    min_tokens: int = Field(default=16, ge=0, description="Fewest reasoning tokens.")
+    max_tokens: int = Field(default=128, ge=0, description="Most reasoning tokens.")
+    probability: Percentage = Field(
+        default=100, description="Percent of chat answers that reason (the rest answer at once)."
+    )
+    field: Literal["reasoning_content", "reasoning"] = Field(
+        default="reasoning_content",
+        description="The message and delta key of the reasoning text (vLLM's names).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReasoningSettings:
+        if self.min_tokens > self.max_tokens:
+            raise ValueError("min-tokens is above max-tokens")
+        return self
+
+
 class ResponsesSection(Section):
     """Where response text comes from."""
 
@@ -228,6 +258,13 @@ class ResponsesSection(Section):
         default=None, description="Answers from a dataset in random mode."
     )
     tools: ToolCallSettings = ToolCallSettings()
+    reasoning: ReasoningSettings | None = Field(
+        default=None, description="Make the model think before it answers (chat completions)."
+    )
+    omni: bool = Field(default=False, description="Chat answers may carry a generated image.")
+    image_emission_rate: Percentage = Field(
+        default=0, description="omni: percent of chat answers that carry an image."
+    )
 
     @model_validator(mode="after")
     def _echo_has_no_dataset(self) -> ResponsesSection:

@@ -13,11 +13,13 @@ from typing import Any
 
 import orjson
 
+from llmsim.engine.engine import Choice
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import chat_entry
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.server.conversation import chat_prompt
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
+from llmsim.server.generation import Answer
 from llmsim.server.openai_shape import OpenAIEndpoint
 from llmsim.server.protocol import ChatCompletionRequest
 
@@ -78,9 +80,17 @@ class ChatEndpoint(OpenAIEndpoint):
             frames.append(b"data: " + choice + orjson.dumps(delta) + end)
         return frames
 
-    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
-        """One entry of a non-streamed response's ``choices`` (API-CHAT-2, API-CHAT-3)."""
+    def choice_body(self, choice: Choice, answer: Answer[Any]) -> dict[str, object]:
+        """One entry of a non-streamed response's ``choices`` (API-CHAT-2, API-CHAT-3): the
+        reasoning under its key, the text (with the image, in omni's list form), tool calls."""
+        generation, top = choice.generation, answer.top
         message: dict[str, object] = {"role": "assistant"}
+        tokens = generation.tokens
+        if generation.reasoning:
+            key = _reasoning_key(answer)
+            message[key] = "".join(tokens[: generation.reasoning])
+            tokens = tokens[generation.reasoning :]
+        logprobs = None
         if generation.tool_calls:
             message["tool_calls"] = [
                 {
@@ -90,28 +100,32 @@ class ChatEndpoint(OpenAIEndpoint):
                 }
                 for call in generation.tool_calls
             ]
-            return {
-                "index": index,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": generation.finish_reason,
-            }
-        text = "".join(generation.tokens)
-        if text:
+            text = ""
+        else:
+            text = "".join(tokens)
+            if top is not None:
+                start = generation.reasoning
+                entries = [chat_entry(t, start + p, top) for p, t in enumerate(tokens)]
+                logprobs = {"content": entries}
+        if generation.image is not None:
+            blocks: list[dict[str, object]] = [{"type": "text", "text": text}] if text else []
+            blocks.append(_image_block(generation.image))
+            message["content"] = blocks
+        elif text:
             message["content"] = text
-        logprobs = None
-        if top is not None:
-            logprobs = {"content": [chat_entry(t, p, top) for p, t in enumerate(generation.tokens)]}
         return {
-            "index": index,
+            "index": choice.index,
             "message": message,
             "logprobs": logprobs,
             "finish_reason": generation.finish_reason,
         }
 
-    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
-        """The stream frames of one choice."""
-        choice = envelope + b',"choices":[{"index":%d,"delta":' % index
+    def choice_frames(self, envelope: bytes, choice: Choice, answer: Answer[Any]) -> ChoiceFrames:
+        """The stream frames of one choice: omni text deltas in list form and an image chunk
+        when the answer has an image; reasoning deltas first when it reasons."""
+        top = answer.top
+        generation = choice.generation
+        head = envelope + b',"choices":[{"index":%d,"delta":' % choice.index
         end = b',"finish_reason":null}],"usage":null}'
         logprobs: LogprobsBuilder | None = None
         if top is not None:
@@ -119,16 +133,43 @@ class ChatEndpoint(OpenAIEndpoint):
             def logprobs(text: str, position: int, offset: int) -> object:
                 return {"content": [chat_entry(text, position, top)]}
 
-        return ChoiceFrames(
-            head=choice + b'{"content":',
-            middle=b'},"logprobs":',
+        content, close = b'{"content":', b"}"
+        if generation.image is not None:
+            content, close = b'{"content":[{"type":"text","text":', b"}]}"
+        reasoning_head = b""
+        if generation.reasoning:
+            reasoning_head = head + b'{"' + _reasoning_key(answer).encode() + b'":'
+        frames = ChoiceFrames(
+            head=head + content,
+            middle=close + b',"logprobs":',
             tail=end,
-            finish_head=choice + b'{},"logprobs":null,"finish_reason":',
+            finish_head=head + b'{},"logprobs":null,"finish_reason":',
             finish_tail=b'}],"usage":null}',
             first=b"data: "
-            + choice
+            + head
             + b'{"role":"assistant","content":""},"logprobs":null'
             + end
             + b"\n\n",
             logprobs=logprobs,
+            reasoning=generation.reasoning,
+            reasoning_head=reasoning_head,
         )
+        if generation.image is not None:
+            delta = {"content": [_image_block(generation.image)]}
+            frames.image = (
+                b"data: "
+                + head
+                + orjson.dumps(delta)
+                + b',"logprobs":null,"finish_reason":null}],"modality":"image","usage":null}\n\n'
+            )
+        return frames
+
+
+def _reasoning_key(answer: Answer[Any]) -> str:
+    """The message key of reasoning text in the answer's scenario."""
+    reasoning = answer.state.plan.scenario.responses.reasoning
+    return reasoning.field if reasoning is not None else "reasoning_content"
+
+
+def _image_block(url: str) -> dict[str, object]:
+    return {"type": "image_url", "image_url": {"url": url}}

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llmsim.engine.engine import Choice
 from llmsim.engine.generation import Generation, Prompt
 from llmsim.engine.logprobs import completion_logprobs
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.server.frames import ChoiceFrames, LogprobsBuilder
+from llmsim.server.generation import Answer
 from llmsim.server.openai_shape import OpenAIEndpoint
 from llmsim.server.protocol import CompletionRequest
 
@@ -71,19 +73,21 @@ class CompletionsEndpoint(OpenAIEndpoint):
         """Completions never answer with tool calls."""
         raise NotImplementedError
 
-    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
+    def choice_body(self, choice: Choice, answer: Answer[Any]) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices`` (API-CMPL-2)."""
+        generation, top = choice.generation, answer.top
         tokens = generation.tokens
         return {
-            "index": index,
+            "index": choice.index,
             "text": "".join(tokens),
             "logprobs": completion_logprobs(tokens, top) if top is not None else None,
             "finish_reason": generation.finish_reason,
         }
 
-    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
+    def choice_frames(self, envelope: bytes, choice: Choice, answer: Answer[Any]) -> ChoiceFrames:
         """The stream frames of one choice."""
-        choice = envelope + b',"choices":[{"index":%d,"text":' % index
+        top = answer.top
+        head = envelope + b',"choices":[{"index":%d,"text":' % choice.index
         logprobs: LogprobsBuilder | None = None
         if top is not None:
 
@@ -91,10 +95,10 @@ class CompletionsEndpoint(OpenAIEndpoint):
                 return completion_logprobs([text], top, position, offset)
 
         return ChoiceFrames(
-            head=choice,
+            head=head,
             middle=b',"logprobs":',
             tail=b',"finish_reason":null}],"usage":null}',
-            finish_head=choice + b'"","logprobs":null,"finish_reason":',
+            finish_head=head + b'"","logprobs":null,"finish_reason":',
             finish_tail=b'}],"usage":null}',
             first=b"",
             logprobs=logprobs,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+REASONING_END = b'},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
 
 LogprobsBuilder = Callable[[str, int, int], object]
 """(token text, position, character offset) -> the chunk's ``logprobs`` value."""
@@ -47,12 +48,13 @@ class ChoiceFrames:
     """The pre-encoded frames of one streamed choice.
 
     A token chunk is ``head + json(text) + middle + json(logprobs) + tail``; without logprobs the
-    middle and tail are joined and the logprobs value is ``null``.
+    middle and tail are joined and the logprobs value is ``null``. A chat answer that reasons
+    first sends its first ``reasoning`` tokens as ``reasoning_head + json(text)`` chunks.
     """
 
     __slots__ = (
-        "_finish_head", "_finish_tail", "_head", "_logprobs", "_middle", "_tail", "first",
-        "prepared",
+        "_finish_head", "_finish_tail", "_head", "_logprobs", "_middle", "_reasoning",
+        "_reasoning_head", "_tail", "first", "image", "prepared",
     )  # fmt: skip
 
     def __init__(
@@ -64,6 +66,8 @@ class ChoiceFrames:
         finish_tail: bytes,
         first: bytes,
         logprobs: LogprobsBuilder | None,
+        reasoning: int = 0,
+        reasoning_head: bytes = b"",
     ):
         self._head = b"data: " + head
         self._logprobs = logprobs
@@ -77,9 +81,16 @@ class ChoiceFrames:
         """Frames sent just before the first token (chat's role chunk; empty for completions)."""
         self.prepared: list[bytes] | None = None
         """Ready frames of a tool-call answer, one per token."""
+        self._reasoning = reasoning
+        self._reasoning_head = b"data: " + reasoning_head
+        self.image = b""
+        """The chunk of an omni answer's image, sent before the finish chunks."""
 
     def token(self, text: str, position: int, offset: int) -> bytes:
-        """The chunk carrying one token (``position`` and character ``offset`` in the answer)."""
+        """The chunk carrying one token (``position`` and character ``offset`` in the answer);
+        the first ``reasoning`` tokens go out as reasoning deltas, without logprobs."""
+        if position < self._reasoning:
+            return b"".join((self._reasoning_head, orjson.dumps(text), REASONING_END))
         if self._logprobs is None:
             return b"".join((self._head, orjson.dumps(text), self._middle))
         logprobs = orjson.dumps(self._logprobs(text, position, offset))

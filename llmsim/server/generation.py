@@ -28,9 +28,11 @@ from llmsim.engine.generation import (
     Prompt,
     check_context_window,
 )
+from llmsim.engine.images import IMAGE_URL
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.engine.tools import choose_calls, validate_tools
 from llmsim.errors import BadRequest, LlmsimError, ScriptedDisconnect
+from llmsim.plan.plan import RuntimePlan
 from llmsim.plan.rules import CompiledRule, first_match, render_reply
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
 from llmsim.server.errors import from_validation_error
@@ -41,6 +43,7 @@ IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max
 PREFILL_STREAMING = "Prefill does not support streaming"
 CACHE_THRESHOLD_HEADER = b"x-cache-threshold-finish-reason"
 RETURN_ERROR_HEADER = b"x-return-error"
+SEND_IMAGE_HEADER = b"x-send-image"
 TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 """Header values read as true (Go's strconv.ParseBool)."""
 REMOTE_DECODE_PARAMS = {
@@ -236,6 +239,7 @@ class GenerationRoute(Generic[RequestT]):
         if tools and not tool_settings.skip_tool_validation:
             validate_tools(tools)
         replying = rule if rule is not None and rule.reply is not None else None
+        send_image = headers.get(SEND_IMAGE_HEADER, "") in TRUE_VALUES
         single = len(prompts) * copies == 1
         plans: list[tuple[int, Prompt, random.Random, Generation]] = []
         for p, prompt in enumerate(prompts):
@@ -250,6 +254,7 @@ class GenerationRoute(Generic[RequestT]):
                     generation = engine.generator.generate(
                         rng, prompt, limit, bool(request.ignore_eos), min_tokens, plan.response_mode
                     )
+                generation = self._chat_extras(rng, generation, request, plan, send_image, limit)
                 if request.remote_decode:
                     generation = replace(generation, finish_reason=FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
@@ -270,6 +275,32 @@ class GenerationRoute(Generic[RequestT]):
         finally:
             for ticket in tickets:
                 ticket.give_back()
+
+    def _chat_extras(
+        self,
+        rng: random.Random,
+        generation: Generation,
+        request: GenerationRequest,
+        plan: RuntimePlan,
+        send_image: bool,
+        limit: int | None,
+    ) -> Generation:
+        """Reasoning before a text answer and an omni image after it, where the scenario
+        asks for them and the endpoint has them (OMNI-1)."""
+        settings = plan.scenario.responses
+        reasoning = settings.reasoning
+        if (
+            reasoning is not None
+            and reasoning.enabled
+            and request.thinking
+            and not generation.tool_calls
+        ):
+            generation = self.engine.generator.think(rng, generation, reasoning, limit)
+        if settings.omni and request.makes_images:
+            rate = settings.image_emission_rate
+            if send_image or (rate > 0 and rng.randint(1, 100) <= rate):
+                generation = replace(generation, image=IMAGE_URL)
+        return generation
 
     def _reply(
         self,
@@ -313,6 +344,8 @@ class GenerationRoute(Generic[RequestT]):
                     await conn.sleep_until(timeline.next_deadline())
             else:
                 await conn.sleep_until(timeline.last_deadline(count))
+            if choice.generation.image is not None:
+                await conn.sleep_until(timeline.last + _image_delay(state, choice))
 
     async def _stream(self, conn: Connection, answer: Answer[RequestT], cut: int | None) -> None:
         stream = self.endpoint.stream(answer)
@@ -357,6 +390,10 @@ class GenerationRoute(Generic[RequestT]):
                 offset += len(token)
                 await conn.sleep_until(timeline.next_deadline())
             written = max(len(tokens) - 1, 0)
+            if generation.image is not None:
+                await _write(conn, pending, written, cut)
+                await conn.sleep_until(timeline.last + _image_delay(state, choice))
+                return b""
             if hold_last:
                 if cut is not None and written >= cut:
                     await _write(conn, b"", written, cut)
@@ -372,6 +409,12 @@ async def _write(conn: Connection, frame: bytes, written: int, cut: int | None) 
             await conn.write(b"")
         raise ScriptedDisconnect
     await conn.write(frame)
+
+
+def _image_delay(state: RequestState, choice: Choice) -> float:
+    """The time from a choice's last token to its image (``time-to-generate-image``)."""
+    latency = state.latency or state.plan.latency
+    return latency.time_to_generate_image.sample(choice.rng)
 
 
 def request_headers(scope: Scope) -> dict[bytes, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from llmsim.engine.engine import Choice
 from llmsim.engine.generation import Generation
 from llmsim.errors import LlmsimError
 from llmsim.server.errors import body_for
@@ -28,7 +29,8 @@ class OpenAIStream:
     def tail(self) -> bytes:
         """A finish chunk per choice, the usage chunk when asked for, ``[DONE]``."""
         answer = self._answer
-        tail = [
+        tail = [frames.image for frames in self.choices if frames.image]
+        tail += [
             frames.finish(choice.generation.finish_reason)
             for choice, frames in zip(answer.choices, self.choices, strict=True)
         ]
@@ -47,11 +49,11 @@ class OpenAIEndpoint:
     chunk_object: str
     max_tool_calls: int | None = None
 
-    def choice_body(self, index: int, generation: Generation, top: int | None) -> dict[str, object]:
+    def choice_body(self, choice: Choice, answer: Answer[Any]) -> dict[str, object]:
         """One entry of a non-streamed response's ``choices``."""
         raise NotImplementedError
 
-    def choice_frames(self, envelope: bytes, index: int, top: int | None) -> ChoiceFrames:
+    def choice_frames(self, envelope: bytes, choice: Choice, answer: Answer[Any]) -> ChoiceFrames:
         """The stream frames of one choice."""
         raise NotImplementedError
 
@@ -66,9 +68,7 @@ class OpenAIEndpoint:
             "object": self.object_name,
             "created": int(time.time()),
             "model": answer.state.display_model,
-            "choices": [
-                self.choice_body(c.index, c.generation, answer.top) for c in answer.choices
-            ],
+            "choices": [self.choice_body(c, answer) for c in answer.choices],
             "usage": answer.usage,
         }
         if answer.request.remote_decode:
@@ -85,7 +85,7 @@ class OpenAIEndpoint:
         )
         frames = []
         for choice in answer.choices:
-            made = self.choice_frames(head, choice.index, answer.top)
+            made = self.choice_frames(head, choice, answer)
             if choice.generation.tool_calls:
                 made.prepared = self.tool_call_frames(head, choice.index, choice.generation)
             frames.append(made)

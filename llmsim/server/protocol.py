@@ -163,6 +163,16 @@ class GenerationRequest(_Lenient):
         raise NotImplementedError
 
     @property
+    def thinking(self) -> bool:
+        """Whether the answer may start with reasoning (chat only)."""
+        return False
+
+    @property
+    def makes_images(self) -> bool:
+        """Whether an omni answer may carry an image (chat only)."""
+        return False
+
+    @property
     def include_usage(self) -> bool:
         """Whether a streamed response ends with a usage chunk."""
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -210,6 +220,19 @@ class ChatCompletionRequest(GenerationRequest):
     top_logprobs: int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    @property
+    def thinking(self) -> bool:
+        """Reasoning is on unless ``chat_template_kwargs`` turns it off, as Qwen3's
+        ``enable_thinking: false`` (or ``thinking: false``) does."""
+        kwargs = self.chat_template_kwargs or {}
+        return kwargs.get("enable_thinking") is not False and kwargs.get("thinking") is not False
+
+    @property
+    def makes_images(self) -> bool:
+        """Chat answers may carry an image in omni mode."""
+        return True
 
     def tool_choice_value(self) -> str | dict[str, Any] | None:
         """``tool_choice`` as plain data (a string, or the named function's object)."""
