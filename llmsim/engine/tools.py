@@ -226,3 +226,67 @@ def _string(rng: random.Random, schema: Mapping[str, Any]) -> str:
     if high is not None:
         text = text[: int(high)]
     return text
+
+
+MAX_SCHEMA_DEPTH = 32
+"""The deepest a structured-output schema is followed (recursive schemas stop here)."""
+NULLABLE_DEPTH = 8
+"""From this depth on, a choice between a value and ``null`` takes ``null`` (ends recursion)."""
+
+
+def synthesize_json(rng: random.Random, schema: Any, settings: ToolCallSettings) -> str:
+    """A JSON document that validates against ``schema`` (structured outputs), drawn as tool
+    arguments are (TOOL-3). References into ``$defs``/``definitions`` are followed, the first
+    non-null branch of ``anyOf``/``oneOf`` taken, ``allOf`` merged, ``const`` kept and a list of
+    types narrowed to its first; ``pattern`` and ``format`` are not honoured."""
+    value = _value(rng, _plain(schema, schema, 0), settings, top=True)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _plain(schema: Any, root: Any, depth: int) -> dict[str, Any]:
+    """``schema`` in the subset ``_value`` draws from."""
+    if depth > MAX_SCHEMA_DEPTH:
+        raise BadRequest("the JSON schema is nested too deeply or is recursive", param="text")
+    if not isinstance(schema, Mapping):
+        return {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return _plain(_resolve(ref, root), root, depth + 1)
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list) and branches:
+            nulls = [b for b in branches if isinstance(b, Mapping) and b.get("type") == "null"]
+            others = [b for b in branches if b not in nulls]
+            preferred = nulls if depth >= NULLABLE_DEPTH else others
+            return _plain((preferred or branches)[0], root, depth + 1)
+    merged = dict(schema)
+    parts = merged.pop("allOf", None)
+    if isinstance(parts, list):
+        for part in parts:
+            merged.update(_plain(part, root, depth + 1))
+    if "const" in merged:
+        merged["enum"] = [merged["const"]]
+    kind = merged.get("type")
+    if isinstance(kind, list):
+        merged["type"] = next((k for k in kind if k != "null"), "null")
+    properties = merged.get("properties")
+    if isinstance(properties, Mapping):
+        merged["properties"] = {k: _plain(v, root, depth + 1) for k, v in properties.items()}
+        merged.setdefault("type", "object")
+    if merged.get("type") == "array" or "items" in merged:
+        merged["items"] = _plain(merged.get("items"), root, depth + 1)
+        merged.setdefault("type", "array")
+    return merged
+
+
+def _resolve(ref: str, root: Any) -> Any:
+    """The schema a local ``$ref`` (``#/...``) points at; 400 for any other reference."""
+    target = root
+    if ref != "#" and not ref.startswith("#/"):
+        raise BadRequest(f"unsupported $ref '{ref}' in the JSON schema", param="text")
+    for key in ref[2:].split("/") if ref != "#" else ():
+        key = key.replace("~1", "/").replace("~0", "~")
+        if not isinstance(target, Mapping) or key not in target:
+            raise BadRequest(f"$ref '{ref}' does not resolve in the JSON schema", param="text")
+        target = target[key]
+    return target

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -169,6 +169,11 @@ class GenerationRoute(Generic[RequestT]):
         self.engine = engine
         self.max_body_bytes = max_body_bytes
         self._failed_templates: set[int] = set()
+        self._fixed_text: Callable[..., str | None] = getattr(
+            endpoint, "fixed_text", lambda *_: None
+        )
+        """An endpoint's optional ``fixed_text(request, rng, tool_settings)``: the answer's text
+        when the request dictates it (structured output), else None."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = Connection(receive, send)
@@ -250,6 +255,11 @@ class GenerationRoute(Generic[RequestT]):
                     generation = engine.generator.given(text, limit)
                 elif tools and (calls := choose_calls(rng, tools, tool_choice, tool_settings)):
                     generation = engine.generator.calls(calls[: self.endpoint.max_tool_calls])
+                elif (
+                    plan.response_mode != "echo"
+                    and (fixed := self._fixed_text(request, rng, tool_settings)) is not None
+                ):
+                    generation = engine.generator.given(fixed, limit)
                 else:
                     generation = engine.generator.generate(
                         rng, prompt, limit, bool(request.ignore_eos), min_tokens, plan.response_mode
