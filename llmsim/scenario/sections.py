@@ -74,6 +74,48 @@ class ServerSection(Section):
         default=False,
         description="Let POST /sleep put the engine to sleep (also needs VLLM_SERVER_DEV_MODE=1).",
     )
+    data_parallel_size: int = Field(
+        default=1, ge=1, le=8, description="Rank processes, on consecutive ports from port."
+    )
+    data_parallel_rank: int = Field(
+        default=-1,
+        ge=-1,
+        le=7,
+        description="This process is this one rank (KV-event ports offset by it); -1: none.",
+    )
+    startup_duration: Duration = Field(
+        default=0.0, description="/health/ready answers 503 for this long after start."
+    )
+    shutdown_timeout: Duration = Field(
+        default=30.0,
+        description="On SIGTERM/SIGINT, how long in-flight requests may take to finish.",
+    )
+    enable_request_id_headers: bool = Field(
+        default=False, description="Use and echo X-Request-Id as the request id."
+    )
+    max_request_body_size_mb: int = Field(
+        default=4, ge=1, le=512, description="Larger request bodies get 413."
+    )
+    api_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description='/v1/* and generation endpoints need "Authorization: Bearer <key>".',
+    )
+    ssl_certfile: str | None = Field(default=None, description="Serve HTTPS with this cert.")
+    ssl_keyfile: str | None = Field(default=None, description="The key of ssl-certfile.")
+    self_signed_certs: bool = Field(
+        default=False, description="Serve HTTPS with a certificate generated at start."
+    )
+
+    @model_validator(mode="after")
+    def _tls(self) -> ServerSection:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("give both ssl-certfile and ssl-keyfile, or neither")
+        if self.self_signed_certs and self.ssl_certfile is not None:
+            raise ValueError("self-signed-certs does not go with ssl-certfile/ssl-keyfile")
+        if self.data_parallel_rank >= 0 and self.data_parallel_size > 1:
+            raise ValueError("data-parallel-rank runs one rank: data-parallel-size must be 1")
+        return self
 
 
 class EngineSection(Section):
