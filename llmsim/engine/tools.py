@@ -234,6 +234,26 @@ NULLABLE_DEPTH = 8
 """From this depth on, a choice between a value and ``null`` takes ``null`` (ends recursion)."""
 
 
+JSON_OBJECT_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
+"""What a ``json_object`` answer (JSON mode without a schema) looks like."""
+
+
+def structured_answer(
+    rng: random.Random, kind: str, schema: Any, settings: ToolCallSettings
+) -> str | None:
+    """The text of a structured-output answer: a JSON document valid against ``schema`` for
+    ``json_schema``, a small JSON object for ``json_object``; None for plain text."""
+    if kind == "json_schema" and isinstance(schema, Mapping):
+        return synthesize_json(rng, schema, settings)
+    if kind == "json_object":
+        return synthesize_json(rng, JSON_OBJECT_SCHEMA, settings)
+    return None
+
+
 def synthesize_json(rng: random.Random, schema: Any, settings: ToolCallSettings) -> str:
     """A JSON document that validates against ``schema`` (structured outputs), drawn as tool
     arguments are (TOOL-3). References into ``$defs``/``definitions`` are followed, the first

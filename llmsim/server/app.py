@@ -8,9 +8,13 @@ machinery would cost more than the simulation itself.
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,50 +23,126 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmsim import __version__
-from llmsim.errors import BadRequest, LlmsimError, MethodNotAllowed
+from llmsim.errors import BadRequest, LlmsimError, MethodNotAllowed, Unauthorized
 from llmsim.plan.plan import RuntimePlan
 from llmsim.server.admin import FAKE_METRICS_KEY, config_view, parse_object, updated_plan
 from llmsim.server.chat import ChatEndpoint
 from llmsim.server.completions import CompletionsEndpoint
-from llmsim.server.connection import ASGIApp, Receive, Scope, Send
+from llmsim.server.connection import Message, Receive, Scope, Send
 from llmsim.server.embeddings import embeddings_router
 from llmsim.server.errors import body_for, error_body
 from llmsim.server.generate import GenerateEndpoint
-from llmsim.server.generation import GenerationRoute
+from llmsim.server.generation import (
+    REQUEST_ID_HEADER,
+    Endpoint,
+    GenerationRoute,
+    HttpSettings,
+    request_headers,
+)
 from llmsim.server.messages import MessagesEndpoint
+from llmsim.server.responses import ResponsesEndpoint
 from llmsim.server.simulator import Simulator
 from llmsim.server.tokenize import tokenize_router
 
 MB = 1024 * 1024
-DEFAULT_MAX_BODY_MB = 4
+HEADER_PATHS = frozenset(
+    {"/v1/embeddings", "/v1/completions/render", "/v1/chat/completions/render"}
+)
+"""FastAPI routes whose successful responses carry the pod and request-id headers (HDR-1)."""
 
 
 class LlmsimApp:
-    """Routes generation endpoints to lean ASGI apps and everything else to FastAPI."""
+    """Routes generation endpoints to lean ASGI apps and everything else to FastAPI; checks
+    the API key on ``/v1/*`` (vLLM's ``--api-key``)."""
 
-    def __init__(self, api: FastAPI, lean_routes: dict[str, ASGIApp], simulator: Simulator):
+    def __init__(
+        self,
+        api: FastAPI,
+        lean_routes: dict[str, GenerationRoute[Any]],
+        simulator: Simulator,
+        http: HttpSettings,
+        api_key: str | None = None,
+    ):
         self.api = api
         self.lean_routes = lean_routes
         self.simulator = simulator
+        self.http = http
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self.lean_routes.get(scope["path"])
+            path = scope["path"]
+            route = self.lean_routes.get(path)
+            if (
+                self.api_key is not None
+                and path.startswith("/v1/")
+                and not _authorized(request_headers(scope), self.api_key)
+            ):
+                denied = Unauthorized("Unauthorized")
+                write = route.endpoint.error_body if route is not None else body_for
+                await _send_error(send, denied.status, write(denied))
+                return
+            if path in HEADER_PATHS:
+                send = self._with_headers(scope, send)
             if route is not None:
                 if scope["method"] == "POST":
                     await route(scope, receive, send)
                     return
                 error = MethodNotAllowed("Method Not Allowed")
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": error.status,
-                        "headers": [(b"content-type", b"application/json"), (b"allow", b"POST")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body_for(error)})
+                await _send_error(send, error.status, body_for(error), [(b"allow", b"POST")])
                 return
         await self.api(scope, receive, send)
+
+    def _with_headers(self, scope: Scope, send: Send) -> Send:
+        """``send`` adding the pod headers and, when enabled, ``X-Request-Id`` (the client's,
+        or a new one) to a successful response."""
+        extra = list(self.http.pod_headers)
+        if self.http.request_id_headers:
+            given = request_headers(scope).get(REQUEST_ID_HEADER)
+            extra.append((REQUEST_ID_HEADER, (given or str(uuid.uuid4())).encode()))
+        if not extra:
+            return send
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        return send_with_headers
+
+
+def _authorized(headers: dict[bytes, str], api_key: str) -> bool:
+    """Whether the request carries the key: ``Authorization: Bearer <key>`` (OpenAI clients)
+    or ``x-api-key: <key>`` (Anthropic clients)."""
+    bearer = headers.get(b"authorization", "")
+    if bearer[:7].lower() == "bearer " and secrets.compare_digest(bearer[7:], api_key):
+        return True
+    return secrets.compare_digest(headers.get(b"x-api-key", ""), api_key)
+
+
+async def _send_error(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), *(headers or ())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def pod_headers(environ: Mapping[str, str], port: int) -> list[tuple[bytes, bytes]]:
+    """``x-inference-pod`` and ``-port`` from ``POD_NAME``, ``x-inference-namespace`` from
+    ``POD_NAMESPACE`` (HDR-1)."""
+    headers = []
+    if environ.get("POD_NAME"):
+        headers.append((b"x-inference-pod", environ["POD_NAME"].encode()))
+        headers.append((b"x-inference-port", str(port).encode()))
+    if environ.get("POD_NAMESPACE"):
+        headers.append((b"x-inference-namespace", environ["POD_NAMESPACE"].encode()))
+    return headers
 
 
 def _text(body: dict[str, object], key: str) -> str:
@@ -75,10 +155,13 @@ def _text(body: dict[str, object], key: str) -> str:
     return value
 
 
-def create_app(plan: RuntimePlan) -> LlmsimApp:
-    """The application serving ``plan``."""
-    simulator = Simulator(plan)
+def create_app(plan: RuntimePlan, environ: Mapping[str, str] | None = None) -> LlmsimApp:
+    """The application serving ``plan``; the pod's identity comes from ``environ`` (default:
+    the process's environment)."""
+    environ = os.environ if environ is None else environ
+    simulator = Simulator(plan, environ)
     engine = simulator.engine
+    server = plan.scenario.server
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,13 +174,19 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
     api = FastAPI(
         title="llmsim", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan
     )
-    limit = DEFAULT_MAX_BODY_MB * MB
-    lean: dict[str, ASGIApp] = {
-        ChatEndpoint.path: GenerationRoute(ChatEndpoint(), engine, limit),
-        CompletionsEndpoint.path: GenerationRoute(CompletionsEndpoint(), engine, limit),
-        MessagesEndpoint.path: GenerationRoute(MessagesEndpoint(), engine, limit),
-        GenerateEndpoint.path: GenerationRoute(GenerateEndpoint(engine.tokenizer), engine, limit),
-    }
+    http = HttpSettings(
+        max_body_bytes=server.max_request_body_size_mb * MB,
+        pod_headers=pod_headers(environ, plan.port),
+        request_id_headers=server.enable_request_id_headers,
+    )
+    endpoints: list[Endpoint[Any]] = [
+        ChatEndpoint(),
+        CompletionsEndpoint(),
+        ResponsesEndpoint(),
+        MessagesEndpoint(),
+        GenerateEndpoint(engine.tokenizer),
+    ]
+    lean = {endpoint.path: GenerationRoute(endpoint, engine, http) for endpoint in endpoints}
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -123,8 +212,17 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
 
     @api.get("/health/ready")
     async def ready() -> Response:
-        """Readiness: 200 once the server can take requests."""
-        return Response(status_code=200)
+        """Readiness: 503 until ``startup-duration`` has passed since start, then 200."""
+        return Response(status_code=200 if simulator.ready() else 503)
+
+    @api.get("/query")
+    async def query() -> JSONResponse:
+        """Each data-parallel rank's engine id, stable for the run (API-HEALTH-1)."""
+        ranks = range(server.data_parallel_size)
+        return JSONResponse(
+            {str(r): {"engine_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{plan.seed}-{r}"))}
+             for r in ranks}
+        )  # fmt: skip
 
     api.include_router(tokenize_router(engine))
     api.include_router(embeddings_router(engine))
@@ -209,4 +307,4 @@ def create_app(plan: RuntimePlan) -> LlmsimApp:
         engine.scheduler.retire(name)
         return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
 
-    return LlmsimApp(api, lean, simulator)
+    return LlmsimApp(api, lean, simulator, http, server.api_key)

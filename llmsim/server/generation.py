@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -44,6 +44,7 @@ PREFILL_STREAMING = "Prefill does not support streaming"
 CACHE_THRESHOLD_HEADER = b"x-cache-threshold-finish-reason"
 RETURN_ERROR_HEADER = b"x-return-error"
 SEND_IMAGE_HEADER = b"x-send-image"
+REQUEST_ID_HEADER = b"x-request-id"
 TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 """Header values read as true (Go's strconv.ParseBool)."""
 REMOTE_DECODE_PARAMS = {
@@ -161,19 +162,25 @@ class Endpoint(Protocol[RequestT]):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """What the server's HTTP layer adds around every generation request."""
+
+    max_body_bytes: int
+    pod_headers: list[tuple[bytes, bytes]]
+    """Pod identity headers of successful responses (HDR-1)."""
+    request_id_headers: bool = False
+    """Take the request id from ``X-Request-Id`` and echo it (HDR-2)."""
+
+
 class GenerationRoute(Generic[RequestT]):
     """An ASGI app serving one generation endpoint from the engine."""
 
-    def __init__(self, endpoint: Endpoint[RequestT], engine: Engine, max_body_bytes: int):
+    def __init__(self, endpoint: Endpoint[RequestT], engine: Engine, http: HttpSettings):
         self.endpoint = endpoint
         self.engine = engine
-        self.max_body_bytes = max_body_bytes
+        self.http = http
         self._failed_templates: set[int] = set()
-        self._fixed_text: Callable[..., str | None] = getattr(
-            endpoint, "fixed_text", lambda *_: None
-        )
-        """An endpoint's optional ``fixed_text(request, rng, tool_settings)``: the answer's text
-        when the request dictates it (structured output), else None."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = Connection(receive, send)
@@ -192,7 +199,7 @@ class GenerationRoute(Generic[RequestT]):
             conn.close()
 
     async def _serve(self, conn: Connection, scope: Scope) -> None:
-        body = await conn.read_body(self.max_body_bytes)
+        body = await conn.read_body(self.http.max_body_bytes)
         try:
             request = self.endpoint.request_model.model_validate_json(body)
         except ValidationError as exc:
@@ -201,6 +208,12 @@ class GenerationRoute(Generic[RequestT]):
         state = engine.start()
         plan = state.plan
         headers = request_headers(scope)
+        conn.headers = self.http.pod_headers
+        if self.http.request_id_headers:
+            given = headers.get(REQUEST_ID_HEADER)
+            if given:
+                state.request_id = given
+            conn.headers = [*conn.headers, (REQUEST_ID_HEADER, state.request_id.encode())]
         returned = headers.get(RETURN_ERROR_HEADER)
         if returned is not None:
             raise header_error(returned.encode("latin-1"))
@@ -257,7 +270,7 @@ class GenerationRoute(Generic[RequestT]):
                     generation = engine.generator.calls(calls[: self.endpoint.max_tool_calls])
                 elif (
                     plan.response_mode != "echo"
-                    and (fixed := self._fixed_text(request, rng, tool_settings)) is not None
+                    and (fixed := request.structured_text(rng, tool_settings)) is not None
                 ):
                     generation = engine.generator.given(fixed, limit)
                 else:

@@ -6,11 +6,14 @@ OpenAI and vLLM ignore them. Bodies are parsed once, straight from bytes, by pyd
 
 from __future__ import annotations
 
+import random
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from llmsim.engine.tools import structured_answer
 from llmsim.errors import BadRequest
+from llmsim.scenario.sections import ToolCallSettings
 
 MAX_CHOICES = 128
 """The most choices (``n``) one request may ask for; bounds the work one request can cause."""
@@ -167,6 +170,10 @@ class GenerationRequest(_Lenient):
         """Whether the answer may start with reasoning (chat only)."""
         return False
 
+    def structured_text(self, rng: random.Random, settings: ToolCallSettings) -> str | None:
+        """The answer's text when the request asks for structured output (JSON), else None."""
+        return None
+
     @property
     def makes_images(self) -> bool:
         """Whether an omni answer may carry an image (chat only)."""
@@ -211,6 +218,20 @@ class NamedToolChoice(_Lenient):
     function: NamedFunction
 
 
+class JsonSchemaFormat(_Lenient):
+    """``response_format.json_schema``: a named schema."""
+
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+
+class ResponseFormat(_Lenient):
+    """``response_format``: text, ``json_object`` or ``json_schema``."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class ChatCompletionRequest(GenerationRequest):
     """``POST /v1/chat/completions``."""
 
@@ -221,6 +242,20 @@ class ChatCompletionRequest(GenerationRequest):
     tools: list[dict[str, Any]] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
+
+    def structured_text(self, rng: random.Random, settings: ToolCallSettings) -> str | None:
+        """JSON for ``response_format`` ``json_schema`` (valid against its schema) or
+        ``json_object``; None for text."""
+        fmt = self.response_format
+        if fmt is None:
+            return None
+        schema = fmt.json_schema.schema_ if fmt.json_schema is not None else None
+        if fmt.type == "json_schema" and schema is None:
+            raise BadRequest(
+                "response_format.json_schema.schema is required", param="response_format"
+            )
+        return structured_answer(rng, fmt.type, schema, settings)
 
     @property
     def thinking(self) -> bool:

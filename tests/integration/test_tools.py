@@ -350,3 +350,33 @@ def test_remote_decode_keeps_the_tool_calls_API_PD_2(server: RunningServer) -> N
         for c in calls
     ]
     assert body["usage"]["completion_tokens"] == sum(3 + n for n in tokenized)
+
+
+def test_response_format_json_schema_gives_valid_json(server: RunningServer) -> None:
+    schema = WEATHER["function"]["parameters"]  # type: ignore[index]
+    fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": schema}}
+    for seed in range(50):
+        body = chat(server, response_format=fmt, seed=seed).json()
+        jsonschema.validate(json.loads(body["choices"][0]["message"]["content"]), schema)
+    as_object = chat(server, response_format={"type": "json_object"}).json()
+    assert isinstance(json.loads(as_object["choices"][0]["message"]["content"]), dict)
+    missing = chat(server, response_format={"type": "json_schema", "json_schema": {"name": "x"}})
+    assert missing.status_code == 400
+    assert chat(server, response_format={"type": "xml"}).status_code == 400
+
+
+def test_openai_sdk_parse_fills_a_pydantic_model(server: RunningServer) -> None:
+    from pydantic import BaseModel
+
+    class Forecast(BaseModel):
+        city: str
+        days: int
+        rain: bool
+
+    with openai.OpenAI(base_url=server.openai_base_url, api_key="x") as client:
+        parsed = client.chat.completions.parse(
+            model="m",
+            messages=USER,  # type: ignore[arg-type]
+            response_format=Forecast,
+        )
+    assert isinstance(parsed.choices[0].message.parsed, Forecast)
