@@ -85,7 +85,12 @@ def run(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    plan = compile_scenario(_load_or_exit(scenario, overrides))
+    loaded = _load_or_exit(scenario, overrides)
+    if loaded.server.data_parallel_size > 1:
+        from llmsim.server.ranks import serve_ranks
+
+        raise typer.Exit(serve_ranks(loaded, access_log=access_log))
+    plan = compile_scenario(loaded)
     try:
         serve(plan, access_log=access_log)
     except StartupError as exc:

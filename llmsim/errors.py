@@ -55,6 +55,12 @@ class NotFound(LlmsimError):
     status = 404
 
 
+class Unauthorized(LlmsimError):
+    """The request lacks the API key the server requires (401)."""
+
+    status = 401
+
+
 class MethodNotAllowed(LlmsimError):
     """The path exists but not with this HTTP method (405)."""
 

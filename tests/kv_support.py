@@ -54,15 +54,20 @@ def expected_chain(hash_seed: str, model: str, ids: list[int], block_size: int) 
 
 
 class Subscriber:
-    """A SUB socket bound on a free loopback port, decoding batches with plain msgpack."""
+    """A SUB socket bound on ``endpoint`` (default: a free loopback port), decoding batches
+    with plain msgpack."""
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: str | None = None) -> None:
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")
         self.socket.setsockopt(zmq.LINGER, 0)
-        port = self.socket.bind_to_random_port("tcp://127.0.0.1")
-        self.endpoint = f"tcp://127.0.0.1:{port}"
+        if endpoint is None:
+            port = self.socket.bind_to_random_port("tcp://127.0.0.1")
+            endpoint = f"tcp://127.0.0.1:{port}"
+        else:
+            self.socket.bind(endpoint)
+        self.endpoint = endpoint
         self.batches: list[tuple[bytes, int, Any]] = []
 
     def settle(self, seconds: float = 0.5) -> None:

@@ -83,8 +83,18 @@ def _is_zero(value: object, std_dev: float) -> bool:
     return isinstance(value, float) and value == 0 and std_dev == 0
 
 
-def compile_kv(section: KVCacheSection, environ: Mapping[str, str]) -> KVPlan | None:
-    """The KV plan when the cache is on; the hash seed falls back to $PYTHONHASHSEED."""
+def offset_endpoint(endpoint: str, offset: int) -> str:
+    """A ``tcp://host:port`` endpoint with its port moved up by ``offset`` (ZMQ-6); other
+    endpoints, and offset 0, unchanged."""
+    head, _, port = endpoint.rpartition(":")
+    if offset == 0 or not endpoint.startswith("tcp://") or not port.isdigit():
+        return endpoint
+    return f"{head}:{int(port) + offset}"
+
+
+def compile_kv(section: KVCacheSection, environ: Mapping[str, str], rank: int = 0) -> KVPlan | None:
+    """The KV plan when the cache is on; the hash seed falls back to $PYTHONHASHSEED; rank
+    ``rank`` publishes and replays on ports offset by its rank."""
     if not section.enable_kvcache:
         return None
     hash_seed = section.hash_seed
@@ -95,10 +105,10 @@ def compile_kv(section: KVCacheSection, environ: Mapping[str, str]) -> KVPlan | 
         block_size=section.block_size,
         hash_seed=hash_seed,
         global_cache_hit_threshold=section.global_cache_hit_threshold,
-        zmq_endpoint=section.zmq_endpoint,
+        zmq_endpoint=offset_endpoint(section.zmq_endpoint, rank),
         event_batch_size=section.event_batch_size,
         map_event_format=section.use_vllm_map_event_format,
-        replay_endpoint=section.kv_events_replay_endpoint,
+        replay_endpoint=offset_endpoint(section.kv_events_replay_endpoint, rank),
         replay_queue_size=section.kv_events_replay_queue_size,
     )
 
@@ -108,20 +118,27 @@ def compile_scenario(
     *,
     default_seed: int | None = None,
     environ: Mapping[str, str] | None = None,
+    dp_rank: int | None = None,
 ) -> RuntimePlan:
     """Resolve defaults and build samplers; the seed defaults to the current time in ns, and
-    environment-dependent values are read from ``environ`` (default: the process's)."""
+    environment-dependent values are read from ``environ`` (default: the process's).
+    ``dp_rank`` compiles rank ``dp_rank`` of ``data-parallel-size`` ranks: it serves on the
+    port offset by its rank (DP-1); otherwise the rank is ``data-parallel-rank`` (0 if unset),
+    whose port is the scenario's."""
     latency = scenario.latency
     tokenizer = scenario.model.tokenizer
     seed = scenario.seed
     if seed is None:
         seed = default_seed if default_seed is not None else time.time_ns()
+    server = scenario.server
+    rank = dp_rank if dp_rank is not None else max(server.data_parallel_rank, 0)
     return RuntimePlan(
         scenario=scenario,
         scenario_name=scenario.name,
         seed=seed,
-        host=scenario.server.host,
-        port=scenario.server.port,
+        host=server.host,
+        port=server.port + (dp_rank or 0),
+        rank=rank,
         model=ModelPlan(
             name=scenario.model.name,
             served_names=tuple(scenario.model.served_names),
@@ -140,7 +157,7 @@ def compile_scenario(
         response_mode=scenario.responses.mode,
         dataset=scenario.responses.dataset,
         fake_metrics=scenario.metrics.fake_metrics,
-        kv=compile_kv(scenario.kv_cache, os.environ if environ is None else environ),
+        kv=compile_kv(scenario.kv_cache, os.environ if environ is None else environ, rank),
         enable_sleep_mode=scenario.server.enable_sleep_mode,
         failure_injection_rate=scenario.failures.failure_injection_rate,
         failure_types=tuple(scenario.failures.failure_types),

@@ -88,6 +88,7 @@ class RuntimePlan:
     seed: int
     host: str
     port: int
+    """The port this rank serves on."""
     model: ModelPlan
     max_num_seqs: int
     max_waiting_queue_length: int
@@ -105,3 +106,5 @@ class RuntimePlan:
     failure_types: tuple[str, ...] = ()
     rules: tuple[CompiledRule, ...] = ()
     phases: tuple[PhaseWindow, ...] = ()
+    rank: int = 0
+    """This process's data-parallel rank (in KV-event batches, headers and /query)."""

@@ -35,11 +35,16 @@ class ClientGone(Exception):
 class Connection:
     """The request side and the response side of one lean-route exchange."""
 
-    __slots__ = ("_receive", "_send", "_started", "_task", "_watcher", "disconnected", "finished")
+    __slots__ = (
+        "_receive", "_send", "_started", "_task", "_watcher", "disconnected", "finished",
+        "headers",
+    )  # fmt: skip
 
     def __init__(self, receive: Receive, send: Send):
         self._receive = receive
         self._send = send
+        self.headers: list[tuple[bytes, bytes]] = []
+        """Headers added to a successful response (pod identity, request id)."""
         self._task = asyncio.current_task()
         self._watcher: asyncio.Task[None] | None = None
         self._started = False
@@ -105,6 +110,8 @@ class Connection:
         """Send a complete response."""
         self.finished = True
         self._started = True
+        if status == 200 and self.headers:
+            headers = headers + self.headers
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -112,19 +119,22 @@ class Connection:
         """Send a complete JSON response."""
         await self.respond(status, orjson.dumps(body))
 
+    async def _start_stream(self) -> None:
+        self._started = True
+        headers = SSE_HEADERS + self.headers if self.headers else SSE_HEADERS
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+
     async def write(self, frame: bytes) -> None:
         """Send part of a stream, starting the response on the first call."""
         if not self._started:
-            self._started = True
-            await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await self._start_stream()
         await self._send({"type": "http.response.body", "body": frame, "more_body": True})
 
     async def end(self, frame: bytes) -> None:
         """Send the last part of a stream and finish the response."""
         self.finished = True
         if not self._started:
-            self._started = True
-            await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await self._start_stream()
         await self._send({"type": "http.response.body", "body": frame, "more_body": False})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -31,6 +32,7 @@ class Simulator:
         self.engine = Engine(plan)
         self.dev_mode = environ.get("VLLM_SERVER_DEV_MODE", "") == "1"
         self._ticker: asyncio.Task[None] | None = None
+        self._ready_at: float | None = None
         self.publisher = _publisher(plan, environ)
         if self.engine.kv is not None:
             self.engine.kv.sink = self.publisher
@@ -39,8 +41,10 @@ class Simulator:
         self.registry.register(self.collector)
 
     async def startup(self) -> None:
-        """The server is ready: phases start counting; open the KV-event sockets, if any."""
+        """The server is up: phases start counting, readiness waits for ``startup-duration``;
+        open the KV-event sockets, if any."""
         self.engine.phases.mark_ready()
+        self._ready_at = time.monotonic() + self.plan.scenario.server.startup_duration
         if self.plan.phases:
             self._ticker = asyncio.get_running_loop().create_task(self._follow_phases())
         if self.publisher is not None:
@@ -58,6 +62,10 @@ class Simulator:
             self._ticker.cancel()
         if self.publisher is not None:
             await self.publisher.close()
+
+    def ready(self) -> bool:
+        """Whether ``startup-duration`` has passed since start-up (API-HEALTH-1)."""
+        return self._ready_at is not None and time.monotonic() >= self._ready_at
 
     def sleep(self) -> None:
         """``POST /sleep``: only with enable-sleep-mode and VLLM_SERVER_DEV_MODE=1 (SLEEP-1)."""
@@ -112,7 +120,7 @@ def _publisher(plan: RuntimePlan, environ: Mapping[str, str]) -> KVEventPublishe
         topic=f"kv@{pod_ip}:{plan.port}@{plan.model.name}",
         batch_size=kv.event_batch_size,
         map_format=kv.map_event_format,
-        data_parallel_rank=0,
+        data_parallel_rank=plan.rank,
         replay_endpoint=kv.replay_endpoint,
         replay_queue_size=kv.replay_queue_size,
     )
