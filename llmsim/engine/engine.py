@@ -14,8 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,72 +227,99 @@ class Engine:
     def _is_loaded(self, model: str) -> bool:
         return model == self.plan.model.display_name or model in self.scheduler.loaded
 
-    @asynccontextmanager
-    async def running(self, state: RequestState, choice: Choice) -> AsyncIterator[TokenTimeline]:
-        """Wait for the choice's slot, then yield its token timeline; on exit free the slot and
-        record the outcome (finished, or aborted when the client went away)."""
+    def running(self, state: RequestState, choice: Choice) -> RunningChoice:
+        """An async context: wait for the choice's slot, then yield its token timeline; on
+        exit free the slot and record the outcome (finished, or aborted when the client went
+        away)."""
+        return RunningChoice(self, state, choice)
+
+    async def _admit(self, state: RequestState, choice: Choice) -> TokenTimeline:
+        """Wait for the slot; the choice's timeline from admission (its cache hits read)."""
+        await choice.ticket.wait()
         plan = state.plan
         latency = state.latency or plan.latency
+        admitted = self.clock()
+        prompt_tokens = choice.prompt.tokens
+        blocks = choice.ticket.resources
+        threshold_hit = state.force_cache_threshold
+        if isinstance(blocks, PromptBlocks):
+            choice.cached_tokens = blocks.cached_tokens
+            self.metrics.prefix_cache_queries_total += prompt_tokens
+            self.metrics.prefix_cache_hits_total += blocks.cached_tokens
+            threshold = state.cache_hit_threshold
+            if threshold is not None and prompt_tokens:
+                threshold_hit = threshold_hit or blocks.cached_tokens / prompt_tokens < threshold
+        if threshold_hit:
+            choice.generation = Generation([], FINISH_CACHE_THRESHOLD)
+            return TokenTimeline(
+                admitted, 0.0, latency.inter_token_latency, choice.rng, answers=False
+            )
+        factor = load_factor(latency, self.scheduler.running, plan.max_num_seqs)
+        delay = first_token_delay(
+            latency, choice.rng, prompt_tokens, choice.cached_tokens, state.remote_prefill, factor
+        )
+        dynamic = latency.time_factor_under_load != 1.0
+        return TokenTimeline(
+            admitted,
+            delay,
+            latency.inter_token_latency,
+            choice.rng,
+            (lambda: load_factor(latency, self.scheduler.running, plan.max_num_seqs))
+            if dynamic
+            else None,
+            self.metrics.inter_token_latency,
+            state.stall_after_tokens,
+            state.stall,
+        )
+
+    def _finished(self, state: RequestState, choice: Choice, timeline: TokenTimeline) -> None:
+        """Record a choice that ended normally."""
+        first = timeline.first_token
+        timing = ChoiceTiming(
+            arrived=state.arrived_at,
+            admitted=timeline.admitted,
+            first_token=first,
+            finished=max(self.clock(), timeline.last) if first is not None else self.clock(),
+            tokens=choice.generation.count,
+        )
+        self.metrics.choice_finished(
+            timing, choice.prompt.tokens, state.max_tokens, choice.generation.finish_reason
+        )
+
+
+ABORTS = (asyncio.CancelledError, ScriptedDisconnect)
+"""How a choice ends when its client goes away (or a rule drops the connection)."""
+
+
+class RunningChoice:
+    """``async with engine.running(state, choice) as timeline``: one choice from its slot to
+    its end (a plain class: cheaper per request than a generator-based context manager)."""
+
+    __slots__ = ("_choice", "_engine", "_state", "_timeline")
+
+    def __init__(self, engine: Engine, state: RequestState, choice: Choice):
+        self._engine = engine
+        self._state = state
+        self._choice = choice
+        self._timeline: TokenTimeline | None = None
+
+    async def __aenter__(self) -> TokenTimeline:
         try:
-            await choice.ticket.wait()
-            admitted = self.clock()
-            prompt_tokens = choice.prompt.tokens
-            blocks = choice.ticket.resources
-            threshold_hit = state.force_cache_threshold
-            if isinstance(blocks, PromptBlocks):
-                choice.cached_tokens = blocks.cached_tokens
-                self.metrics.prefix_cache_queries_total += prompt_tokens
-                self.metrics.prefix_cache_hits_total += blocks.cached_tokens
-                threshold = state.cache_hit_threshold
-                if threshold is not None and prompt_tokens:
-                    threshold_hit = (
-                        threshold_hit or blocks.cached_tokens / prompt_tokens < threshold
-                    )
-            if threshold_hit:
-                choice.generation = Generation([], FINISH_CACHE_THRESHOLD)
-                yield TokenTimeline(admitted, 0.0, latency.inter_token_latency, choice.rng)
-                self.metrics.choice_finished(
-                    ChoiceTiming(state.arrived_at, admitted, None, self.clock(), 0),
-                    prompt_tokens,
-                    state.max_tokens,
-                    FINISH_CACHE_THRESHOLD,
-                )
-                return
-            factor = load_factor(latency, self.scheduler.running, plan.max_num_seqs)
-            delay = first_token_delay(
-                latency,
-                choice.rng,
-                prompt_tokens,
-                choice.cached_tokens,
-                state.remote_prefill,
-                factor,
-            )
-            dynamic = latency.time_factor_under_load != 1.0
-            timeline = TokenTimeline(
-                admitted,
-                delay,
-                latency.inter_token_latency,
-                choice.rng,
-                (lambda: load_factor(latency, self.scheduler.running, plan.max_num_seqs))
-                if dynamic
-                else None,
-                self.metrics.inter_token_latency.observe,
-                state.stall_after_tokens,
-                state.stall,
-            )
-            yield timeline
-            timing = ChoiceTiming(
-                arrived=state.arrived_at,
-                admitted=admitted,
-                first_token=timeline.first,
-                finished=max(self.clock(), timeline.last),
-                tokens=choice.generation.count,
-            )
-            self.metrics.choice_finished(
-                timing, prompt_tokens, state.max_tokens, choice.generation.finish_reason
-            )
-        except (asyncio.CancelledError, ScriptedDisconnect):
-            self.metrics.choice_aborted()
+            self._timeline = await self._engine._admit(self._state, self._choice)
+        except BaseException as error:
+            self._exit(isinstance(error, ABORTS))
             raise
-        finally:
-            choice.ticket.give_back()
+        return self._timeline
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
+        aborted = kind is not None and issubclass(
+            kind, (asyncio.CancelledError, ScriptedDisconnect)
+        )
+        if kind is None and self._timeline is not None:
+            self._engine._finished(self._state, self._choice, self._timeline)
+        self._exit(aborted)
+
+    def _exit(self, aborted: bool) -> None:
+        if aborted:
+            self._engine.metrics.choice_aborted()
+        self._choice.ticket.give_back()

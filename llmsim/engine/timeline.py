@@ -14,13 +14,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from llmsim.plan.samplers import Sampler
+from llmsim.metrics.histogram import Histogram
+from llmsim.plan.samplers import Constant, Sampler
 
 
 class TokenTimeline:
     """Yields each token's absolute deadline, in order."""
 
     __slots__ = (
+        "_answers",
         "_drawn",
         "_first_delay",
         "_itl",
@@ -30,6 +32,7 @@ class TokenTimeline:
         "_rng",
         "_stall",
         "_stall_after",
+        "admitted",
         "first",
     )
 
@@ -40,10 +43,13 @@ class TokenTimeline:
         inter_token_latency: Sampler,
         rng: random.Random,
         load_factor: Callable[[], float] | None = None,
-        observe_itl: Callable[[float], None] | None = None,
+        itl_histogram: Histogram | None = None,
         stall_after_tokens: int | None = None,
         stall: float = 0.0,
+        answers: bool = True,
     ):
+        self.admitted = admitted_at
+        self._answers = answers
         self._stall_after = stall_after_tokens
         self._stall = stall
         self._drawn = 0
@@ -52,11 +58,16 @@ class TokenTimeline:
         self._next = admitted_at
         self.first = admitted_at + first_delay
         """The first token's deadline."""
-        self._observe = observe_itl
+        self._observe = itl_histogram
         self._first_delay: float | None = first_delay
         self._itl = inter_token_latency
         self._rng = rng
         self._load_factor = load_factor
+
+    @property
+    def first_token(self) -> float | None:
+        """The first token's deadline; None for an answer without tokens (cache_threshold)."""
+        return self.first if self._answers else None
 
     @property
     def load_sensitive(self) -> bool:
@@ -77,7 +88,7 @@ class TokenTimeline:
         else:
             gap = self._itl.sample(self._rng, self._load_factor())
         if self._observe is not None:
-            self._observe(gap)
+            self._observe.observe(gap)
         self._next += gap
         return self._next
 
@@ -87,7 +98,23 @@ class TokenTimeline:
         return self._next
 
     def last_deadline(self, tokens: int) -> float:
-        """Advance through ``tokens`` tokens at once; the deadline of the last of them."""
+        """Advance through ``tokens`` tokens at once; the deadline of the last of them. A
+        constant ITL without a stall is one multiplication (and one histogram update)."""
+        itl = self._itl
+        if (
+            type(itl) is Constant
+            and self._stall_after is None
+            and self._load_factor is None
+            and self._first_delay is not None
+            and tokens > 0
+        ):
+            self._drawn += tokens
+            self._first_delay = None
+            gaps = tokens - 1
+            if gaps and self._observe is not None:
+                self._observe.observe_many(itl.value, gaps)
+            self._next = self.first + gaps * itl.value
+            return self._next
         deadline = self._next
         for _ in range(tokens):
             deadline = self.next_deadline()

@@ -21,6 +21,11 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def observe_many(self, value: float, times: int) -> None:
+        """Record ``times`` observations of the same ``value``."""
+        self.counts[bisect_left(self.bounds, value)] += times
+        self.sum += value * times
+
     def cumulative(self) -> list[tuple[str, float]]:
         """Prometheus buckets: ``(le, cumulative count)`` pairs, ending with ``+Inf``."""
         out: list[tuple[str, float]] = []
