@@ -14,23 +14,11 @@ import pytest
 from pydantic import BaseModel
 
 from tests.conftest import ServerFactory
+from tests.integration.test_tools import WEATHER as CHAT_WEATHER
 from tests.support import RunningServer
 
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {
-            "city": {"type": "string", "minLength": 3, "maxLength": 12},
-            "days": {"type": "integer", "minimum": 1, "maximum": 7},
-            "unit": {"type": "string", "enum": ["C", "F"]},
-        },
-        "required": ["city"],
-        "additionalProperties": False,
-    },
-}
+WEATHER: dict[str, Any] = {"type": "function", **CHAT_WEATHER["function"]}  # type: ignore[dict-item]
+"""The chat tests' weather tool in the Responses API's flat shape."""
 SEARCH_CHAT_SHAPE = {
     "type": "function",
     "function": {
