@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from llmsim import __version__
 from llmsim.datasets.cli import app as dataset_app
 from llmsim.errors import ScenarioError, ScenarioProblem, StartupError
-from llmsim.scenario.loader import load_scenario
+from llmsim.scenario.loader import LoadedScenario, load_scenario, read_scenario
 from llmsim.scenario.model import Scenario
 
 app = typer.Typer(
@@ -65,8 +66,40 @@ def _load_or_exit(path: Path | None, overrides: list[str]) -> Scenario:
         raise typer.Exit(1) from None
 
 
-@app.command()
+_UPSTREAM_ARGS = "llmsim.upstream_args"
+
+
+class _RunCommand(TyperCommand):
+    """``llmsim run``: the upstream simulator's flags among its arguments are set aside (with
+    their values) for the upstream flag parser; the rest is parsed as usual."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        from llmsim.upstream.flags import split_args
+
+        own, upstream = split_args(
+            args,
+            own_values=frozenset({"--port", "--host", "--model", "--set"}),
+            own_switches=frozenset({"--access-log", "--no-access-log", "--help"}),
+        )
+        if "-h" in upstream:
+            own.append("--help")
+        ctx.meta[_UPSTREAM_ARGS] = upstream
+        return super().parse_args(ctx, own)
+
+
+@app.command(
+    cls=_RunCommand,
+    epilog=(
+        "Upstream flags (llm-d-inference-sim's: --max-num-seqs 8, --time-to-first-token=2s,"
+        " --config FILE, --v=4, ...; see llm-d-inference-sim --help) may follow, over the"
+        " scenario. Precedence: --set and flags > environment (SIM_MODEL, PYTHONHASHSEED,"
+        " LLMSIM_*) > scenario file > default. With no scenario file, upstream flags or --model"
+        " start from upstream's defaults (as llm-d-inference-sim does) instead of the built-in"
+        " scenario."
+    ),
+)
 def run(
+    ctx: typer.Context,
     scenario: ScenarioArg = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (server.port).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (server.host).")] = None,
@@ -75,27 +108,63 @@ def run(
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
 ) -> None:
     """Serve a scenario (the built-in default when none is given)."""
+    from llmsim.upstream.entry import LOG_FORMAT, tell
+    from llmsim.upstream.flags import Assignment, FlagError
+    from llmsim.upstream.settings import run_scenario
+
+    upstream_args: list[str] = ctx.meta.get(_UPSTREAM_ARGS, [])
+    options = [
+        Assignment(path, value, flag)
+        for path, value, flag in (
+            (("server", "port"), port, "--port"),
+            (("server", "host"), host, "--host"),
+            (("model", "name"), model, "--model"),
+        )
+        if value is not None
+    ]
+    try:
+        built = run_scenario(
+            str(scenario) if scenario is not None else None,
+            upstream_args,
+            list(set_ or []),
+            options,
+            upstream_defaults=bool(upstream_args) or model is not None,
+        )
+    except FlagError as exc:
+        typer.echo(f"llmsim run: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    logging.basicConfig(level=built.parsed.log_level, format=LOG_FORMAT)
+    tell(built.notes)
+    raise typer.Exit(
+        serve_scenario(
+            built.scenario,
+            access_log=access_log or built.scenario.server.log_http,
+            debug=built.parsed.log_level <= logging.DEBUG,
+        )
+    )
+
+
+def serve_scenario(scenario: Scenario, access_log: bool = False, debug: bool = False) -> int:
+    """Compile and serve ``scenario`` (its data-parallel ranks when there are several) until
+    stopped; the exit status."""
     from llmsim.plan.compile import compile_scenario
     from llmsim.server.runner import serve
 
-    overrides = list(set_ or [])
-    for key, value in (("server.port", port), ("server.host", host), ("model.name", model)):
-        if value is not None:
-            overrides.append(f"{key}={json.dumps(value)}")
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    loaded = _load_or_exit(scenario, overrides)
-    if loaded.server.data_parallel_size > 1:
+    if scenario.server.data_parallel_size > 1:
         from llmsim.server.ranks import serve_ranks
 
-        raise typer.Exit(serve_ranks(loaded, access_log=access_log))
-    plan = compile_scenario(loaded)
+        return serve_ranks(scenario, access_log=access_log)
+    plan = compile_scenario(scenario)
     try:
-        serve(plan, access_log=access_log)
+        serve(plan, access_log=access_log, log_level="debug" if debug else "info")
     except StartupError as exc:
         typer.echo(f"llmsim: {exc}", err=True)
-        raise typer.Exit(1) from None
+        return 1
+    return 0
 
 
 @app.command()
@@ -105,25 +174,33 @@ def validate(
         str, typer.Option("--format", help="Output: text (file:line:col: key: message) or json.")
     ] = "text",
 ) -> None:
-    """Check scenario files; print every problem and exit 1 if there is any."""
+    """Check scenario files; print every problem and exit 1 if there is any. An upstream flat
+    config is accepted (mapped onto sections): the output says so, with its warnings."""
     if format_ not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
     problems: list[ScenarioProblem] = []
     report: list[dict[str, Any]] = []
     for file in files:
+        loaded: LoadedScenario | None = None
         try:
-            load_scenario(file)
+            loaded = read_scenario(file)
             found: list[ScenarioProblem] = []
         except ScenarioError as exc:
             found = exc.problems
         problems.extend(found)
-        report.append(
-            {"file": str(file), "valid": not found, "problems": [p.as_dict() for p in found]}
-        )
+        entry = {"file": str(file), "valid": not found, "problems": [p.as_dict() for p in found]}
+        if loaded is not None and loaded.flat:
+            entry["flat"] = True
+            entry["warnings"] = [note.as_dict() for note in loaded.notes]
+        report.append(entry)
         if format_ == "text":
             for problem in found:
                 typer.echo(str(problem))
-            if not found:
+            if loaded is not None and loaded.flat:
+                typer.echo(f"{file}: ok (an upstream flat config, mapped onto scenario sections)")
+                for note in loaded.notes:
+                    typer.echo(str(note))
+            elif not found:
                 typer.echo(f"{file}: ok")
     if format_ == "json":
         typer.echo(json.dumps(report, indent=2))
@@ -167,6 +244,30 @@ def plan(scenario: ScenarioArg = None, set_: SetOption = None) -> None:
     typer.echo(
         describe_plan(compile_scenario(loaded), seed_given=loaded.seed is not None), nl=False
     )
+
+
+@app.command()
+def migrate(
+    file: Annotated[Path, typer.Argument(help="An upstream (llm-d-inference-sim) flat config.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Rewrite an upstream flat config file as a sectioned scenario (same plan)."""
+    from llmsim.upstream.migrate import migrate_file
+
+    try:
+        text, loaded = migrate_file(file)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    for note in loaded.notes:
+        typer.echo(str(note), err=True)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 def main() -> None:

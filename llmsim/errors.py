@@ -109,6 +109,8 @@ class ScenarioProblem:
 
     def __str__(self) -> str:
         key = f"{self.key}: " if self.key else ""
+        if self.line == 0:  # a source without lines: a flag or an environment variable
+            return f"{self.file}: {key}{self.message}"
         return f"{self.file}:{self.line}:{self.col}: {key}{self.message}"
 
     def as_dict(self) -> dict[str, object]:

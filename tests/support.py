@@ -87,3 +87,37 @@ async def drain_stream(client: httpx.AsyncClient, path: str, payload: dict[str, 
     async with client.stream("POST", path, json=payload) as response:
         async for _ in response.aiter_bytes():
             pass
+
+
+def upstream_script() -> Path:
+    """The ``llm-d-inference-sim`` console script, installed next to the interpreter."""
+    return Path(sys.executable).parent / "llm-d-inference-sim"
+
+
+def start_upstream_server(
+    args: Sequence[str], timeout: float = 15.0, env: Mapping[str, str] | None = None
+) -> RunningServer:
+    """Run ``llm-d-inference-sim`` with ``args`` (``{port}`` in an argument becomes a free
+    port) and wait until ``/health`` answers."""
+    port = free_port()
+    command = [str(upstream_script()), *(arg.replace("{port}", str(port)) for arg in args)]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    server = RunningServer(process, port)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"llm-d-inference-sim exited with {process.returncode}:\n{error}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=0.5).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"llm-d-inference-sim did not answer /health within {timeout} s")

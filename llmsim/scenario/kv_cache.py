@@ -17,7 +17,10 @@ class KVCacheSection(Section):
     block_size: Literal[8, 16, 32, 64, 128] = Field(default=16, description="Tokens per block.")
     hash_seed: str | None = Field(
         default=None,
-        description="Seed of the block-hash chain; default: $PYTHONHASHSEED, else empty.",
+        description=(
+            "Seed of the block-hash chain; default: empty. When llmsim runs, a non-empty"
+            " $PYTHONHASHSEED takes precedence over the file (and --hash-seed over both)."
+        ),
     )
     zmq_endpoint: str = Field(
         default="tcp://127.0.0.1:5557",

@@ -3,15 +3,19 @@
 Every problem is reported as ``file:line:col: key.path: message``: YAML positions come from
 ruamel.yaml's round-trip loader, TOML positions from a scan of the source for the key. Unknown
 keys get a "did you mean" hint. Overrides (``--set key.path=value``) are applied to the raw data
-before validation, so they are checked by the same rules.
+before validation, so they are checked by the same rules. An upstream flat config file (no
+``version``, upstream's flat keys) is detected and mapped onto sections; its problems are
+located at its own keys.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,6 +28,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from llmsim.errors import ScenarioError, ScenarioProblem
 from llmsim.scenario.checks import cross_section_problems
 from llmsim.scenario.distributions import DISTRIBUTION_TAGS
+from llmsim.scenario.flat_file import is_flat, origin_of, unflatten
 from llmsim.scenario.model import Scenario
 
 BUILTIN_DEFAULT = "default.yaml"
@@ -35,34 +40,126 @@ def builtin_scenario_text() -> str:
     return (resources.files("llmsim") / "scenarios" / BUILTIN_DEFAULT).read_text(encoding="utf-8")
 
 
+BUILTIN_FILENAME = f"<builtin:{BUILTIN_DEFAULT}>"
+
+
 def load_scenario(path: str | Path | None, overrides: Sequence[str] = ()) -> Scenario:
-    """Load and validate a scenario file (``None``: the built-in default), then apply overrides."""
+    """Load and validate a scenario file (``None``: the built-in default), then apply overrides.
+    An upstream flat config file is mapped onto sections."""
     if path is None:
-        return load_scenario_text(
-            builtin_scenario_text(), f"<builtin:{BUILTIN_DEFAULT}>", overrides
-        )
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([ScenarioProblem(str(path), 1, 1, "", f"cannot read: {exc}")]) from exc
-    return load_scenario_text(text, str(path), overrides)
+        return load_scenario_text(builtin_scenario_text(), BUILTIN_FILENAME, overrides)
+    return read_scenario(path, overrides).scenario
 
 
 def load_scenario_text(text: str, filename: str, overrides: Sequence[str] = ()) -> Scenario:
     """Parse ``text`` (TOML when ``filename`` ends in .toml, else YAML) and validate it."""
+    return read_scenario_text(text, filename, overrides).scenario
+
+
+@dataclass
+class LoadedScenario:
+    """A validated scenario, whether its file was an upstream flat config, and what to tell
+    the user about it (warnings and notes, located like problems)."""
+
+    scenario: Scenario
+    flat: bool = False
+    notes: list[ScenarioProblem] = dataclasses.field(default_factory=list)
+
+
+def read_scenario(path: str | Path, overrides: Sequence[str] = ()) -> LoadedScenario:
+    """``load_scenario`` of a file, with what ``LoadedScenario`` adds."""
+    return read_scenario_text(read_text(path), str(path), overrides)
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a scenario file; a ``ScenarioError`` when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([ScenarioProblem(str(path), 1, 1, "", f"cannot read: {exc}")]) from exc
+
+
+def read_scenario_text(text: str, filename: str, overrides: Sequence[str] = ()) -> LoadedScenario:
+    """``load_scenario_text``, with what ``LoadedScenario`` adds."""
+    source = parse_scenario_file(text, filename)
+    overridden = [_apply_override(source.data, item) for item in overrides]
+    try:
+        scenario = validate_data(source.data)
+    except InvalidScenario as exc:
+        problems = [_problem(error, source, overridden) for error in exc.errors]
+        problems.sort(key=lambda p: (p.file == OVERRIDE_SOURCE, p.line, p.col))
+        raise ScenarioError(problems) from None
+    return LoadedScenario(scenario, source.flat, source.notes)
+
+
+Locate = Callable[[Sequence[str | int], bool], tuple[int, int, str]]
+"""(key path, at the key rather than its value) -> (line, column, key as the file writes it)."""
+
+
+@dataclass
+class ScenarioFile:
+    """A parsed scenario file as scenario data (an upstream flat config already mapped onto
+    sections), and how to locate a key path in it."""
+
+    filename: str
+    data: MutableMapping[str, Any]
+    locate: Locate
+    flat: bool = False
+    notes: list[ScenarioProblem] = dataclasses.field(default_factory=list)
+
+    def problem(self, error: Mapping[str, Any]) -> ScenarioProblem:
+        """A validation error of this file's data, located in the file."""
+        path, message = error_path_and_message(error)
+        line, col, key = self.locate(path, error["type"] == "extra_forbidden")
+        return ScenarioProblem(self.filename, line, col, key, message)
+
+
+def parse_scenario_file(text: str, filename: str) -> ScenarioFile:
+    """Parse ``text`` (TOML when ``filename`` ends in .toml, else YAML); an upstream flat
+    config is detected and mapped onto sections."""
     is_toml = filename.endswith(".toml")
     data = _parse_toml(text, filename) if is_toml else _parse_yaml(text, filename)
     if not isinstance(data, MutableMapping):
         raise ScenarioError([ScenarioProblem(filename, 1, 1, "", "a scenario must be a mapping")])
-    overridden = [_apply_override(data, item) for item in overrides]
-    try:
-        return validate_data(data)
-    except InvalidScenario as exc:
-        locator = _TomlLocator(text) if is_toml else _YamlLocator(data)
-        problems = [_problem(error, filename, locator, overridden) for error in exc.errors]
-        problems.sort(key=lambda p: (p.file == OVERRIDE_SOURCE, p.line, p.col))
-        raise ScenarioError(problems) from None
+    locator = _TomlLocator(text) if is_toml else _YamlLocator(data)
+    if not is_flat(data):
+
+        def locate(path: Sequence[str | int], at_key: bool) -> tuple[int, int, str]:
+            return (*locator.locate(path, at_key), _key_path(path))
+
+        return ScenarioFile(filename, data, locate)
+    return _flat_file(data, filename, locator)
+
+
+def _flat_file(
+    flat: Mapping[str, Any], filename: str, locator: _YamlLocator | _TomlLocator
+) -> ScenarioFile:
+    mapped = unflatten(flat, filename)
+
+    def at(position: Sequence[str | int], at_key: bool = True) -> tuple[int, int]:
+        return locator.locate(position, at_key)
+
+    if mapped.problems:
+        raise ScenarioError(
+            [
+                ScenarioProblem(filename, *at(problem.position), problem.key, problem.message)
+                for problem in mapped.problems
+            ]
+        )
+
+    def locate(path: Sequence[str | int], at_key: bool) -> tuple[int, int, str]:
+        found = origin_of(tuple(path), mapped.origins)
+        if found is None:
+            return (1, 1, _key_path(path))
+        key, position, rest = found
+        return (*at((*position, *rest), at_key), _key_path([key, *rest]))
+
+    notes = [
+        ScenarioProblem(filename, *at(position), note.key, f"{note.level}: {note.message}")
+        for position, note in mapped.notes
+    ]
+    notes.sort(key=lambda p: (p.line, p.col))
+    return ScenarioFile(filename, mapped.data, locate, flat=True, notes=notes)
 
 
 class InvalidScenario(Exception):
@@ -112,15 +209,24 @@ def _parse_toml(text: str, filename: str) -> Any:
         raise ScenarioError([ScenarioProblem(filename, line, col, "", message)]) from None
 
 
-def _apply_override(data: MutableMapping[str, Any], item: str) -> tuple[str | int, ...]:
-    """Apply ``key.path=value`` to ``data`` in place; the value is read as a YAML scalar."""
+def parse_override(item: str) -> tuple[tuple[str, ...], Any]:
+    """``key.path=value`` as (key path, value); the value is read as a YAML scalar."""
     path, sep, raw = item.partition("=")
     keys = tuple(part for part in path.strip().split(".") if part)
     if not sep or not keys:
         raise ScenarioError(
             [ScenarioProblem(OVERRIDE_SOURCE, 1, 1, item, "expected key.path=value")]
         )
-    value = YAML(typ="safe").load(raw) if raw.strip() else ""
+    try:
+        value = YAML(typ="safe").load(raw) if raw.strip() else ""
+    except YAMLError as exc:
+        raise ScenarioError([ScenarioProblem(OVERRIDE_SOURCE, 1, 1, item, str(exc))]) from None
+    return keys, value
+
+
+def _apply_override(data: MutableMapping[str, Any], item: str) -> tuple[str | int, ...]:
+    """Apply ``key.path=value`` to ``data`` in place; the value is read as a YAML scalar."""
+    keys, value = parse_override(item)
     node = data
     for depth, key in enumerate(keys[:-1]):
         child = node.get(key)
@@ -207,17 +313,24 @@ class _TomlLocator:
 
 def _problem(
     error: Mapping[str, Any],
-    filename: str,
-    locator: _YamlLocator | _TomlLocator,
+    source: ScenarioFile,
     overridden: Sequence[tuple[str | int, ...]],
 ) -> ScenarioProblem:
-    path = [part for part in error["loc"] if part not in DISTRIBUTION_TAGS]
-    key = _key_path(path)
-    message = _message(error, path)
+    path, message = error_path_and_message(error)
     if any(tuple(path[: len(keys)]) == keys for keys in overridden):
-        return ScenarioProblem(OVERRIDE_SOURCE, 1, 1, key, message)
-    line, col = locator.locate(path, at_key=error["type"] == "extra_forbidden")
-    return ScenarioProblem(filename, line, col, key, message)
+        return ScenarioProblem(OVERRIDE_SOURCE, 1, 1, _key_path(path), message)
+    return source.problem(error)
+
+
+def error_path_and_message(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    """A validation error's key path (distribution tags left out) and its message."""
+    path = [part for part in error["loc"] if part not in DISTRIBUTION_TAGS]
+    return tuple(path), _message(error, path)
+
+
+def key_path_text(path: Sequence[str | int]) -> str:
+    """A key path as problems show it: ``lora.lora-modules[0].name``."""
+    return _key_path(path)
 
 
 def describe_validation_errors(exc: InvalidScenario) -> list[str]:

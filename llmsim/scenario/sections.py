@@ -58,6 +58,12 @@ class ModelSection(Section):
     )
     audio_tokens: int = Field(default=128, ge=1, description="Prompt tokens one audio clip counts.")
     video_tokens: int = Field(default=1024, ge=1, description="Prompt tokens one video counts.")
+    default_embedding_dimensions: int = Field(
+        default=384,
+        ge=1,
+        le=65536,
+        description="Length of /v1/embeddings vectors when a request gives no dimensions.",
+    )
 
     @property
     def served_names(self) -> list[str]:
@@ -105,6 +111,10 @@ class ServerSection(Section):
     ssl_keyfile: str | None = Field(default=None, description="The key of ssl-certfile.")
     self_signed_certs: bool = Field(
         default=False, description="Serve HTTPS with a certificate generated at start."
+    )
+    log_http: bool = Field(
+        default=False,
+        description="Log every HTTP request (method, path, status): the access log.",
     )
 
     @model_validator(mode="after")

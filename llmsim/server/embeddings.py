@@ -55,9 +55,9 @@ def _checked_ids(ids: list[int]) -> list[int]:
     return [max(i, 0) for i in ids]
 
 
-def _dimensions(value: int | None) -> int:
+def _dimensions(value: int | None, default: int = DEFAULT_DIMENSIONS) -> int:
     if value is None:
-        return DEFAULT_DIMENSIONS
+        return default
     if value < 1:
         raise BadRequest("dimensions must be at least 1", param="dimensions")
     if value > MAX_DIMENSIONS:
@@ -113,7 +113,9 @@ def embeddings_router(engine: Engine) -> APIRouter:
         body: EmbeddingRequest = _parse(EmbeddingRequest, await request.body())
         if body.model:
             engine.resolve_model(body.model)
-        dimensions = _dimensions(body.dimensions)
+        dimensions = _dimensions(
+            body.dimensions, engine.plan.scenario.model.default_embedding_dimensions
+        )
         inputs = await token_ids(body.input)
         if len(inputs) * dimensions > MAX_VALUES:
             raise BadRequest(
