@@ -29,9 +29,14 @@ _NOT_DURATIONS = frozenset({"latency-calculator", "time-factor-under-load"})
 REAL_METRICS = "the simulator is reporting real metrics; fake metrics cannot be updated"
 
 
+REDACTED = "<redacted>"
+
+
 def config_view(plan: RuntimePlan, active_phase: str | None) -> dict[str, Any]:
     """``GET /admin/config``: the flat upstream configuration, the scenario and active phase."""
     view = flatten(plan.scenario)
+    if view.get("api-key") is not None:
+        view["api-key"] = REDACTED  # admin is not behind the key: never show it
     view["seed"] = plan.seed
     view["scenario"] = plan.scenario_name
     view["active-phase"] = active_phase

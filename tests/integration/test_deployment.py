@@ -231,6 +231,7 @@ def test_api_key_guards_v1_only(server_factory: ServerFactory) -> None:
         assert wrong.status_code == 401
         for open_path in ("/health", "/health/ready", "/metrics"):
             assert client.get(open_path).status_code == 200
+        assert client.get("/admin/config").json()["api-key"] == "<redacted>"
         anthropic_denied = client.post(
             "/v1/messages", json={"model": "m", "max_tokens": 2, "messages": USER}
         )
