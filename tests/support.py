@@ -60,6 +60,14 @@ def start_server(
     if scenario is not None:
         command.append(str(scenario))
     command += ["--host", "127.0.0.1", "--port", str(port), *args]
+    return _launch("llmsim", command, port, timeout, env)
+
+
+def _launch(
+    name: str, command: list[str], port: int, timeout: float, env: Mapping[str, str] | None
+) -> RunningServer:
+    """Start ``command`` (a server on ``port``) and wait until ``/health`` answers; an exit
+    or a timeout raises with ``name`` and the server's stderr."""
     process = subprocess.Popen(
         command,
         cwd=PROJECT_ROOT,
@@ -72,14 +80,14 @@ def start_server(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             error = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"llmsim exited with {process.returncode}:\n{error}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{error}")
         try:
             if httpx.get(f"{server.base_url}/health", timeout=0.5).status_code == 200:
                 return server
         except httpx.TransportError:
             time.sleep(0.05)
     server.stop()
-    raise RuntimeError(f"llmsim did not answer /health within {timeout} s")
+    raise RuntimeError(f"{name} did not answer /health within {timeout} s")
 
 
 async def drain_stream(client: httpx.AsyncClient, path: str, payload: dict[str, object]) -> None:
@@ -101,23 +109,4 @@ def start_upstream_server(
     port) and wait until ``/health`` answers."""
     port = free_port()
     command = [str(upstream_script()), *(arg.replace("{port}", str(port)) for arg in args)]
-    process = subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-    server = RunningServer(process, port)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            error = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"llm-d-inference-sim exited with {process.returncode}:\n{error}")
-        try:
-            if httpx.get(f"{server.base_url}/health", timeout=0.5).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.05)
-    server.stop()
-    raise RuntimeError(f"llm-d-inference-sim did not answer /health within {timeout} s")
+    return _launch("llm-d-inference-sim", command, port, timeout, env)
