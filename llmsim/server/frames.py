@@ -12,7 +12,6 @@ from collections.abc import Callable
 import orjson
 
 DONE = b"data: [DONE]\n\n"
-REASONING_END = b'},"logprobs":null,"finish_reason":null}],"usage":null}\n\n'
 
 LogprobsBuilder = Callable[[str, int, int], object]
 """(token text, position, character offset) -> the chunk's ``logprobs`` value."""
@@ -54,7 +53,7 @@ class ChoiceFrames:
 
     __slots__ = (
         "_finish_head", "_finish_tail", "_head", "_logprobs", "_middle", "_reasoning",
-        "_reasoning_head", "_tail", "first", "image", "prepared",
+        "_reasoning_head", "_reasoning_tail", "_tail", "first", "image", "prepared",
     )  # fmt: skip
 
     def __init__(
@@ -83,6 +82,7 @@ class ChoiceFrames:
         """Ready frames of a tool-call answer, one per token."""
         self._reasoning = reasoning
         self._reasoning_head = b"data: " + reasoning_head
+        self._reasoning_tail = b'},"logprobs":null' + tail + b"\n\n"
         self.image = b""
         """The chunk of an omni answer's image, sent before the finish chunks."""
 
@@ -90,7 +90,7 @@ class ChoiceFrames:
         """The chunk carrying one token (``position`` and character ``offset`` in the answer);
         the first ``reasoning`` tokens go out as reasoning deltas, without logprobs."""
         if position < self._reasoning:
-            return b"".join((self._reasoning_head, orjson.dumps(text), REASONING_END))
+            return b"".join((self._reasoning_head, orjson.dumps(text), self._reasoning_tail))
         if self._logprobs is None:
             return b"".join((self._head, orjson.dumps(text), self._middle))
         logprobs = orjson.dumps(self._logprobs(text, position, offset))

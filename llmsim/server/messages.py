@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, Literal
 
 import orjson
@@ -153,8 +154,9 @@ class MessagesRequest(GenerationRequest):
         """The Messages API has no logprobs."""
         return None
 
+    @cached_property
     def chat_messages(self) -> list[ChatMessage]:
-        """The conversation as chat messages (API-MSG-1)."""
+        """The conversation as chat messages (API-MSG-1), converted once per request."""
         chat: list[ChatMessage] = []
         system = self.system
         if isinstance(system, list):
@@ -304,13 +306,13 @@ class MessagesEndpoint:
     ) -> list[Prompt]:
         """One prompt: the conversation through the chat template; echo answers the last
         message."""
-        messages = request.chat_messages()
+        messages = request.chat_messages
         echo = messages[-1].plain_text()
         return [await chat_prompt(messages, tokenizer, with_ids, media_tokens, echo)]
 
     def rule_prompt(self, request: MessagesRequest) -> str:
         """The last user turn's text."""
-        messages = request.chat_messages()
+        messages = request.chat_messages
         for message in reversed(messages):
             if message.role == "user":
                 return message.plain_text()
