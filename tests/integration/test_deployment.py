@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmsim.server.tls import self_signed_certificate
 from tests.conftest import ServerFactory
 from tests.kv_support import Subscriber
-from tests.support import PROJECT_ROOT, free_port
+from tests.support import PROJECT_ROOT, free_port, free_ports
 
 USER = [{"role": "user", "content": "Hello"}]
 
@@ -90,9 +90,9 @@ def children(pid: int) -> list[int]:
 
 
 def test_data_parallel_ranks_serve_their_own_ports_metrics_and_events_DP_1(launch) -> None:  # type: ignore[no-untyped-def]
-    port, zmq_port = free_port(), free_port()
-    while zmq_port in (port + 1, port + 2) or port in range(zmq_port, zmq_port + 3):
-        zmq_port = free_port()
+    port, zmq_port = free_ports(3), free_ports(3)
+    while abs(zmq_port - port) < 3:
+        zmq_port = free_ports(3)
     subscribers = [Subscriber(f"tcp://127.0.0.1:{zmq_port + rank}") for rank in range(3)]
     server = launch(
         f"version: 1\nseed: 2\nmodel: {{name: m}}\n"
