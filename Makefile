@@ -34,8 +34,11 @@ schema: $(STAMP) ## Regenerate the JSON Schema and the reference table from the 
 	$(BIN)/llmsim schema > schemas/scenario.schema.json
 	$(BIN)/llmsim schema --format markdown > docs/scenario-reference.md
 
-bench: $(STAMP) ## Run the benchmarks in bench/ and print their figures.
-	$(BIN)/python bench/streaming_fidelity.py $(ARGS)
+bench: $(STAMP) ## llmsim beside the bare-ASGI floor in one table (installs wrk if missing).
+	@command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(BIN)/python bench/run.py $(ARGS)
 
 image: ## Build the container image $(IMAGE) from the Containerfile with podman, else docker.
 	@engine=$$(command -v podman || command -v docker) \

@@ -1,0 +1,214 @@
+"""``make bench``: llmsim beside a bare ASGI floor app, same machine, same run, one table.
+
+For each of the two servers: non-streaming zero-latency throughput with wrk; N concurrent
+streams (default 100, 500, 1000) of 50 tokens at TTFT 100 ms / ITL 10 ms with p50/p99
+inter-token error, p99 TTFT error, delivered tokens/s and server CPU; cold start to the first
+``/health`` answer; RSS idle and with 1000 open streams. Every row prints llmsim/floor, and
+the targets of issue 12 are checked at the end. Usage: ``python bench/run.py [--help]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from servers import Server
+from streams import figures, hold_streams, run_streams
+from throughput import run_wrk
+
+TARGETS = ("floor", "llmsim")
+MB = 1024 * 1024
+
+
+@dataclass
+class Row:
+    """One measured quantity, by server."""
+
+    label: str
+    unit: str
+    values: dict[str, float] = field(default_factory=dict)
+
+    def ratio(self) -> float:
+        floor = self.values["floor"]
+        return self.values["llmsim"] / floor if floor else float("nan")
+
+
+class Table:
+    """Rows in the order they were measured, looked up by label for the checks."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+
+    def put(self, label: str, unit: str, target: str, value: float) -> None:
+        self.rows.setdefault(label, Row(label, unit)).values[target] = value
+
+    def __getitem__(self, label: str) -> Row:
+        return self.rows[label]
+
+    def print(self) -> None:
+        print(f"\n{'measure':<38} {'unit':>6} {'floor':>11} {'llmsim':>11} {'llmsim/floor':>13}")
+        for row in self.rows.values():
+            cells = " ".join(f"{row.values.get(t, float('nan')):>11,.2f}" for t in TARGETS)
+            print(f"{row.label:<38} {row.unit:>6} {cells} {row.ratio():>13.2f}")
+
+
+def measure_throughput(table: Table, args: argparse.Namespace) -> None:
+    for target in TARGETS:
+        with Server.start(target) as server:
+            run_wrk(server.port, args.connections, 1)  # warm-up
+            result = run_wrk(server.port, args.connections, args.wrk_seconds)
+        label = f"non-streaming, {args.connections} connections"
+        table.put(f"{label}: throughput", "req/s", target, result.requests_per_s)
+        table.put(f"{label}: p99 latency", "ms", target, result.p99 * 1000)
+        table.put(f"{label}: errors", "count", target, result.errors)
+
+
+def measure_streaming(table: Table, args: argparse.Namespace) -> None:
+    ttft, itl = args.ttft_ms / 1000, args.itl_ms / 1000
+    servers = {t: Server.start(t, args.ttft_ms, args.itl_ms) for t in TARGETS}
+    try:
+        for server in servers.values():  # warm-up: the first round of a fresh process is noisy
+            uvloop.run(run_streams(server.port, min(args.streams), args.tokens, args.ramp_s))
+        for count in args.streams:
+            for target, server in servers.items():
+                cpu = server.cpu_seconds()
+                streams, elapsed = uvloop.run(
+                    run_streams(server.port, count, args.tokens, args.ramp_s)
+                )
+                cpu_share = (server.cpu_seconds() - cpu) / elapsed * 100
+                result = figures(streams, elapsed, ttft, itl, args.tokens)
+                prefix = f"{count} streams:"
+                table.put(f"{prefix} complete", "count", target, result.complete)
+                table.put(f"{prefix} inter-token error p50", "ms", target, result.itl_p50 * 1000)
+                table.put(f"{prefix} inter-token error p99", "ms", target, result.itl_p99 * 1000)
+                table.put(f"{prefix} TTFT error p99", "ms", target, result.ttft_p99 * 1000)
+                table.put(f"{prefix} delivered tokens", "tok/s", target, result.tokens_per_s)
+                table.put(f"{prefix} server CPU", "%", target, cpu_share)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def measure_start_and_memory(table: Table, args: argparse.Namespace) -> None:
+    for target in TARGETS:
+        starts = []
+        for _ in range(args.starts):
+            with Server.start(target) as server:
+                starts.append(server.cold_start)
+        table.put("cold start to first /health", "s", target, statistics.median(starts))
+        with Server.start(target, 100.0, 1000.0) as server:
+            idle = server.rss_bytes()
+            held: list[int] = []
+
+            async def sample(server: Server = server, held: list[int] = held) -> None:
+                await asyncio.sleep(0.5)
+                held.append(server.rss_bytes())
+
+            uvloop.run(hold_streams(server.port, args.open_streams, 60, sample))
+        table.put("RSS idle", "MB", target, idle / MB)
+        table.put(f"RSS with {args.open_streams} open streams", "MB", target, held[0] / MB)
+
+
+@dataclass
+class Check:
+    """One done-when target of issue 12."""
+
+    text: str
+    holds: Callable[[Table], bool]
+
+
+def checks(args: argparse.Namespace) -> list[Check]:
+    """The targets, phrased over the table's rows."""
+    found: list[Check] = [
+        Check(
+            "non-streaming throughput >= 0.5 x floor (stretch 0.7 x)",
+            lambda t: (
+                t[f"non-streaming, {args.connections} connections: throughput"].ratio() >= 0.5
+            ),
+        ),
+        Check(
+            "cold start <= 1.5 s",
+            lambda t: t["cold start to first /health"].values["llmsim"] <= 1.5,
+        ),
+        Check(
+            f"RSS <= 150 MB with {args.open_streams} open streams",
+            lambda t: t[f"RSS with {args.open_streams} open streams"].values["llmsim"] <= 150,
+        ),
+    ]
+    if 500 in args.streams:
+        found += [
+            Check(
+                "500 streams: p99 inter-token error <= 1.5 x floor and <= 3 ms",
+                lambda t: (
+                    t["500 streams: inter-token error p99"].ratio() <= 1.5
+                    and t["500 streams: inter-token error p99"].values["llmsim"] <= 3
+                ),
+            ),
+            Check(
+                "500 streams: server CPU <= 1.3 x floor",
+                lambda t: t["500 streams: server CPU"].ratio() <= 1.3,
+            ),
+        ]
+    if 1000 in args.streams:
+        found.append(
+            Check(
+                "1000 streams: p99 inter-token error <= 1.3 x floor",
+                lambda t: t["1000 streams: inter-token error p99"].ratio() <= 1.3,
+            )
+        )
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["throughput", "streaming", "start"],
+                        choices=["throughput", "streaming", "start"])  # fmt: skip
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--wrk-seconds", type=float, default=5.0)
+    parser.add_argument("--streams", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--ttft-ms", type=float, default=100.0)
+    parser.add_argument("--itl-ms", type=float, default=10.0)
+    parser.add_argument("--tokens", type=int, default=50)
+    parser.add_argument("--ramp-s", type=float, default=0.5,
+                        help="spread the stream starts evenly over this many seconds")  # fmt: skip
+    parser.add_argument("--starts", type=int, default=3, help="cold starts to take the median of")
+    parser.add_argument("--open-streams", type=int, default=1000)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    print(
+        f"llmsim vs the floor (bench/floor_app.py) on {os.cpu_count()} cores, client on the "
+        f"same machine; streams: {args.tokens} tokens, TTFT {args.ttft_ms:g} ms, "
+        f"ITL {args.itl_ms:g} ms, starts spread over {args.ramp_s:g} s"
+    )
+    table = Table()
+    parts = {
+        "throughput": measure_throughput,
+        "streaming": measure_streaming,
+        "start": measure_start_and_memory,
+    }
+    for name in args.parts:
+        parts[name](table, args)
+    table.print()
+    print()
+    for check in checks(args):
+        try:
+            verdict = "pass" if check.holds(table) else "FAIL"
+        except KeyError:
+            verdict = "not measured"
+        print(f"{verdict:>12}  {check.text}")
+
+
+if __name__ == "__main__":
+    main()
