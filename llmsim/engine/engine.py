@@ -30,7 +30,7 @@ from llmsim.engine.scheduler import Scheduler, Ticket
 from llmsim.engine.timeline import TokenTimeline
 from llmsim.engine.tokenizer import Tokenizer, load_tokenizer
 from llmsim.errors import BadRequest, LlmsimError, NotFound, ScriptedDisconnect
-from llmsim.metrics.recorder import ChoiceTiming, MetricsRecorder
+from llmsim.metrics.recorder import MetricsRecorder
 from llmsim.plan.compile import phase_plan
 from llmsim.plan.phases import PhaseClock
 from llmsim.plan.plan import LatencyPlan, RuntimePlan
@@ -44,6 +44,10 @@ class RequestState:
 
     request_id: str
     rng: random.Random
+    """Where the answer's content is drawn from: the engine's shared source while the request
+    is drawn in arrival order, else the request's own (``use_own_rng``)."""
+    key: int
+    """The seed of the request's own random source."""
     arrived_at: float
     plan: RuntimePlan
     max_tokens: int | None = None
@@ -58,6 +62,19 @@ class RequestState:
     """A rule's latency for this request, instead of the plan's."""
     stall_after_tokens: int | None = None
     stall: float = 0.0
+    own: random.Random | None = None
+    """The request's own random source, once made."""
+
+    def own_rng(self) -> random.Random:
+        """The request's own random source, made on first use."""
+        if self.own is None:
+            self.own = random.Random(self.key)
+        return self.own
+
+    def use_own_rng(self) -> None:
+        """Draw the content from the request's own source: other requests may have drawn
+        from the shared one since this one arrived."""
+        self.rng = self.own_rng()
 
     @property
     def display_model(self) -> str:
@@ -145,13 +162,23 @@ class Engine:
         """Register an arriving generation request: its id and random source (drawn in
         arrival order), the time, and the plan it will see from start to end."""
         self.phases.count_request()
-        request_id, rng = self._random.next_request()
-        return RequestState(request_id, rng, self.clock(), self.plan)
+        request_id, key = self._random.next_request()
+        return RequestState(request_id, self._random.root, key, self.clock(), self.plan)
 
     def reseed(self, state: RequestState, seed: int, prompt_text: str) -> None:
         """A request ``seed``: the random source then depends only on the seed and the prompt,
         so the same request gives the same answer whatever came before it, as with vLLM."""
-        state.rng = random.Random(f"{seed}:{prompt_text}")
+        state.rng = state.own = random.Random(f"{seed}:{prompt_text}")
+
+    def timing_rng(
+        self, state: RequestState, choice: Choice, latency: LatencyPlan
+    ) -> random.Random:
+        """Where a choice's latencies are drawn from: its own source, or the request's when
+        the choice shares the engine's (made only if ``latency`` draws at all)."""
+        rng = choice.rng
+        if rng is self._random.root and latency.random:
+            return state.own_rng()
+        return rng
 
     def resolve_model(self, name: str) -> str | None:
         """The adapter a request's ``model`` names (None: the base model); 404 if neither."""
@@ -235,9 +262,11 @@ class Engine:
 
     async def _admit(self, state: RequestState, choice: Choice) -> TokenTimeline:
         """Wait for the slot; the choice's timeline from admission (its cache hits read)."""
-        await choice.ticket.wait()
+        if not choice.ticket.granted:
+            await choice.ticket.wait()
         plan = state.plan
         latency = state.latency or plan.latency
+        rng = self.timing_rng(state, choice, latency)
         admitted = self.clock()
         prompt_tokens = choice.prompt.tokens
         blocks = choice.ticket.resources
@@ -251,19 +280,17 @@ class Engine:
                 threshold_hit = threshold_hit or blocks.cached_tokens / prompt_tokens < threshold
         if threshold_hit:
             choice.generation = Generation([], FINISH_CACHE_THRESHOLD)
-            return TokenTimeline(
-                admitted, 0.0, latency.inter_token_latency, choice.rng, answers=False
-            )
+            return TokenTimeline(admitted, 0.0, latency.inter_token_latency, rng, answers=False)
         factor = load_factor(latency, self.scheduler.running, plan.max_num_seqs)
         delay = first_token_delay(
-            latency, choice.rng, prompt_tokens, choice.cached_tokens, state.remote_prefill, factor
+            latency, rng, prompt_tokens, choice.cached_tokens, state.remote_prefill, factor
         )
         dynamic = latency.time_factor_under_load != 1.0
         return TokenTimeline(
             admitted,
             delay,
             latency.inter_token_latency,
-            choice.rng,
+            rng,
             (lambda: load_factor(latency, self.scheduler.running, plan.max_num_seqs))
             if dynamic
             else None,
@@ -275,15 +302,17 @@ class Engine:
     def _finished(self, state: RequestState, choice: Choice, timeline: TokenTimeline) -> None:
         """Record a choice that ended normally."""
         first = timeline.first_token
-        timing = ChoiceTiming(
-            arrived=state.arrived_at,
-            admitted=timeline.admitted,
-            first_token=first,
-            finished=max(self.clock(), timeline.last) if first is not None else self.clock(),
-            tokens=choice.generation.count,
-        )
+        now = self.clock()
+        generation = choice.generation
         self.metrics.choice_finished(
-            timing, choice.prompt.tokens, state.max_tokens, choice.generation.finish_reason
+            state.arrived_at,
+            timeline.admitted,
+            first,
+            max(now, timeline.last) if first is not None else now,
+            generation.count,
+            choice.prompt.tokens,
+            state.max_tokens,
+            generation.finish_reason,
         )
 
 

@@ -1,9 +1,13 @@
 """One seeded random source per rank, split per request.
 
-The root source is drawn once per request, in arrival order, to seed that request's own
-``random.Random``; everything random about a request (its text, its timings) comes from its
-own source. So a fixed seed and a fixed request order give the same output however requests
-interleave in time. Request ids are UUID v5 of ``<seed>-<port>-<counter>``, as upstream (HDR-3).
+Each request draws a 64-bit key from the root source in arrival order. A request that makes
+its answer without letting another task run first (the usual case) draws the answer's content
+straight from the root, which is then still in arrival order; anything drawn later, while
+other requests interleave (sampled latencies, content after a long prompt was counted in
+pieces), comes from a ``random.Random`` seeded with the request's key and made only when
+needed (seeding one costs more than the rest of a small request's draws). So a fixed seed and
+a fixed request order give the same output however requests interleave in time. Request ids
+are UUID v5 of ``<seed>-<port>-<counter>``, as upstream (HDR-3).
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ class RandomSource:
     """The per-rank root of randomness and request ids."""
 
     def __init__(self, seed: int, port: int):
-        self._root = random.Random(seed)
+        self.root = random.Random(seed)
+        """The shared source: drawn only in arrival order."""
         self._prefix = f"{seed}-{port}-"
         self._counter = 0
 
-    def next_request(self) -> tuple[str, random.Random]:
-        """The next request's id and its own random source."""
+    def next_request(self) -> tuple[str, int]:
+        """The next request's id and the key of its own random source."""
         request_id = uuid5_url(f"{self._prefix}{self._counter}")
         self._counter += 1
-        return request_id, random.Random(self._root.getrandbits(64))
+        return request_id, self.root.getrandbits(64)
 
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes

@@ -28,6 +28,11 @@ LONG_TEXT = 20_000
 """Characters above which tokenizing yields to the event loop between pieces."""
 
 
+def suspends(text: str) -> bool:
+    """Whether counting or encoding ``text`` lets other tasks run before it returns."""
+    return len(text) > LONG_TEXT
+
+
 def fnv1a_32(data: bytes) -> int:
     """The 32-bit FNV-1a hash of ``data``."""
     value = _FNV32_OFFSET

@@ -8,7 +8,7 @@ LoRA activity. Gauges are not kept here: the collector reads them from the engin
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from bisect import bisect_left
 
 from llmsim.metrics.buckets import (
     REQUEST_LATENCY_BUCKETS,
@@ -21,18 +21,6 @@ from llmsim.metrics.histogram import Histogram
 FINISH_ABORT = "abort"
 FINISH_REASONS = ("stop", "length", "tool_calls", "remote_decode", "cache_threshold", FINISH_ABORT)
 """Every ``finished_reason`` label value; each series exists (at 0) from the start, as in vLLM."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChoiceTiming:
-    """The instants of one choice's life, on the engine clock (seconds)."""
-
-    arrived: float
-    admitted: float
-    first_token: float | None
-    """None for answers without tokens or timing (cache_threshold)."""
-    finished: float
-    tokens: int
 
 
 class MetricsRecorder:
@@ -66,30 +54,40 @@ class MetricsRecorder:
 
     def choice_finished(
         self,
-        timing: ChoiceTiming,
+        arrived: float,
+        admitted: float,
+        first_token: float | None,
+        finished: float,
+        tokens: int,
         prompt_tokens: int,
         max_tokens: int | None,
         finish_reason: str,
     ) -> None:
-        """A choice ended normally: record its times, sizes and finish reason (MET-5); an
-        answer with no first token (cache_threshold) records no TTFT, TPOT, prefill or decode."""
-        self.e2e_request_latency.observe(timing.finished - timing.arrived)
-        self.request_queue_time.observe(timing.admitted - timing.arrived)
-        self.request_inference_time.observe(timing.finished - timing.admitted)
-        if timing.first_token is not None:
-            decode = timing.finished - timing.first_token
-            self.time_to_first_token.observe(timing.first_token - timing.arrived)
-            self.request_prefill_time.observe(timing.first_token - timing.admitted)
+        """A choice ended normally: record its instants (engine clock, seconds), sizes and
+        finish reason (MET-5); an answer with no first token (cache_threshold) records no TTFT,
+        TPOT, prefill or decode."""
+        self.e2e_request_latency.observe(finished - arrived)
+        self.request_queue_time.observe(admitted - arrived)
+        self.request_inference_time.observe(finished - admitted)
+        if first_token is not None:
+            decode = finished - first_token
+            self.time_to_first_token.observe(first_token - arrived)
+            self.request_prefill_time.observe(first_token - admitted)
             self.request_decode_time.observe(decode)
-            tpot = decode / (timing.tokens - 1) if timing.tokens > 1 else 0.0
-            self.request_time_per_output_token.observe(tpot)
+            self.request_time_per_output_token.observe(decode / (tokens - 1) if tokens > 1 else 0.0)
         self.request_prompt_tokens.observe(prompt_tokens)
-        self.request_generation_tokens.observe(timing.tokens)
-        self.request_max_num_generation_tokens.observe(timing.tokens)
+        # generation_tokens and max_num_generation_tokens share their bounds and, with one
+        # choice per sub-request, their value: one bisection serves both.
+        generation, most = self.request_generation_tokens, self.request_max_num_generation_tokens
+        index = bisect_left(generation.bounds, tokens)
+        generation.counts[index] += 1
+        generation.sum += tokens
+        most.counts[index] += 1
+        most.sum += tokens
         if max_tokens is not None:
             self.request_params_max_tokens.observe(max_tokens)
         self.prompt_tokens_total += prompt_tokens
-        self.generation_tokens_total += timing.tokens
+        self.generation_tokens_total += tokens
         self._count(finish_reason)
 
     def choice_aborted(self) -> None:

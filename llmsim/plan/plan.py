@@ -7,7 +7,7 @@ engine reads it on every request, so it holds resolved values and ready samplers
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Literal
 
 from llmsim.plan.samplers import Constant, Sampler
@@ -61,6 +61,14 @@ class LatencyPlan:
     kv_cache_transfer_time_std_dev: float = 0.0
     time_to_generate_image: Sampler = NO_TIME
     time_factor_under_load: float = 1.0
+    random: bool = field(init=False)
+    """Whether any of these latencies is drawn at random (else nothing is drawn)."""
+
+    def __post_init__(self) -> None:
+        samplers = (getattr(self, f.name) for f in fields(self) if f.init)
+        drawn = any(not isinstance(value, (Constant, bool, float, int)) for value in samplers)
+        jitter = self.prefill_time_std_dev > 0 or self.kv_cache_transfer_time_std_dev > 0
+        object.__setattr__(self, "random", drawn or jitter)
 
 
 @dataclass(frozen=True, slots=True)

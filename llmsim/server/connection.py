@@ -45,7 +45,7 @@ class Connection:
         self._send = send
         self.headers: list[tuple[bytes, bytes]] = []
         """Headers added to a successful response (pod identity, request id)."""
-        self._task = asyncio.current_task()
+        self._task: asyncio.Task[Any] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._started = False
         self.disconnected = False
@@ -79,9 +79,11 @@ class Connection:
         return b"".join(chunks)
 
     def watch(self) -> None:
-        """Start listening for a disconnect (idempotent)."""
-        if self._watcher is None and self._task is not None:
-            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        """Start listening for a disconnect (idempotent); call from the request's task."""
+        if self._watcher is None:
+            self._task = asyncio.current_task()
+            if self._task is not None:
+                self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
@@ -107,11 +109,11 @@ class Connection:
     async def respond(
         self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = JSON_HEADERS
     ) -> None:
-        """Send a complete response."""
+        """Send a complete response, with its length (as vLLM does)."""
         self.finished = True
         self._started = True
-        if status == 200 and self.headers:
-            headers = headers + self.headers
+        length = (b"content-length", b"%d" % len(body))
+        headers = [*headers, *self.headers, length] if status == 200 else [*headers, length]
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 

@@ -29,7 +29,7 @@ from llmsim.engine.generation import (
     check_context_window,
 )
 from llmsim.engine.images import IMAGE_URL
-from llmsim.engine.tokenizer import Tokenizer
+from llmsim.engine.tokenizer import Tokenizer, suspends
 from llmsim.engine.tools import choose_calls, validate_tools
 from llmsim.errors import BadRequest, LlmsimError, ScriptedDisconnect
 from llmsim.plan.plan import RuntimePlan
@@ -246,6 +246,8 @@ class GenerationRoute(Generic[RequestT]):
         )
         for prompt in prompts:
             check_context_window(prompt.tokens, limit, plan.model.max_model_len)
+            if suspends(prompt.text):
+                state.use_own_rng()
         state.max_tokens = limit
         state.remote_prefill = request.remote_prefill
         state.cache_hit_threshold = threshold
@@ -368,7 +370,7 @@ class GenerationRoute(Generic[RequestT]):
             else:
                 await conn.sleep_until(timeline.last_deadline(count))
             if choice.generation.image is not None:
-                await conn.sleep_until(timeline.last + _image_delay(state, choice))
+                await conn.sleep_until(timeline.last + _image_delay(self.engine, state, choice))
 
     async def _stream(self, conn: Connection, answer: Answer[RequestT], cut: int | None) -> None:
         stream = self.endpoint.stream(answer)
@@ -415,7 +417,7 @@ class GenerationRoute(Generic[RequestT]):
             written = max(len(tokens) - 1, 0)
             if generation.image is not None:
                 await _write(conn, pending, written, cut)
-                await conn.sleep_until(timeline.last + _image_delay(state, choice))
+                await conn.sleep_until(timeline.last + _image_delay(self.engine, state, choice))
                 return b""
             if hold_last:
                 if cut is not None and written >= cut:
@@ -434,10 +436,10 @@ async def _write(conn: Connection, frame: bytes, written: int, cut: int | None) 
     await conn.write(frame)
 
 
-def _image_delay(state: RequestState, choice: Choice) -> float:
+def _image_delay(engine: Engine, state: RequestState, choice: Choice) -> float:
     """The time from a choice's last token to its image (``time-to-generate-image``)."""
     latency = state.latency or state.plan.latency
-    return latency.time_to_generate_image.sample(choice.rng)
+    return latency.time_to_generate_image.sample(engine.timing_rng(state, choice, latency))
 
 
 def request_headers(scope: Scope) -> dict[bytes, str]:

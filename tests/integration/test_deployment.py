@@ -274,11 +274,17 @@ def test_pod_and_request_id_headers_HDR_1_HDR_2(server_factory: ServerFactory) -
         assert chat.headers["x-inference-port"] == str(server.port)
         assert chat.headers["x-request-id"] == "req-42"
         assert chat.json()["id"] == "chatcmpl-req-42"
+        # A whole answer carries its length, as vLLM's; a stream is chunked.
+        assert chat.headers["content-length"] == str(len(chat.content))
+        failed = client.post("/v1/chat/completions", json={"model": "nope", "messages": USER})
+        assert failed.status_code == 404
+        assert failed.headers["content-length"] == str(len(failed.content))
         streamed = client.post(
             "/v1/completions", json={"model": "m", "prompt": "Hi", "stream": True}
         )
         assert streamed.headers["x-inference-pod"] == "sim-0"
         assert streamed.headers["x-request-id"]  # generated when none is sent
+        assert streamed.headers["transfer-encoding"] == "chunked"
         embedded = client.post("/v1/embeddings", json={"model": "m", "input": "Hi"})
         assert embedded.headers["x-inference-pod"] == "sim-0"
         assert embedded.headers["x-request-id"]
