@@ -260,10 +260,8 @@ class Engine:
         away)."""
         return RunningChoice(self, state, choice)
 
-    async def _admit(self, state: RequestState, choice: Choice) -> TokenTimeline:
-        """Wait for the slot; the choice's timeline from admission (its cache hits read)."""
-        if not choice.ticket.granted:
-            await choice.ticket.wait()
+    def _admit(self, state: RequestState, choice: Choice) -> TokenTimeline:
+        """The timeline of a choice admitted now (its cache hits read)."""
         plan = state.plan
         latency = state.latency or plan.latency
         rng = self.timing_rng(state, choice, latency)
@@ -334,7 +332,10 @@ class RunningChoice:
 
     async def __aenter__(self) -> TokenTimeline:
         try:
-            self._timeline = await self._engine._admit(self._state, self._choice)
+            ticket = self._choice.ticket
+            if not ticket.granted:
+                await ticket.wait()
+            self._timeline = self._engine._admit(self._state, self._choice)
         except BaseException as error:
             self._exit(isinstance(error, ABORTS))
             raise

@@ -7,6 +7,7 @@ at token boundaries, and a response is cut at a token boundary.
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 
 from llmsim.engine.tokenizer import Tokenizer
 
@@ -85,7 +86,7 @@ def histogram_length(rng: random.Random, limit: int) -> int:
     r = rng.random()
     if r > _HISTOGRAM_EDGES[-1]:
         return limit
-    bucket = next(i for i, edge in enumerate(_HISTOGRAM_EDGES) if r <= edge)
+    bucket = bisect_left(_HISTOGRAM_EDGES, r)
     if limit <= 101:
         size = (limit - 1) / 5
         low, high = int(size * bucket) + 1, int(size * (bucket + 1))

@@ -451,6 +451,13 @@ def response_usage(prompts: list[Prompt], choices: list[Choice]) -> dict[str, ob
     """Usage of a whole response: each prompt counted once, completions summed; cached tokens
     of each prompt's first choice. A cache_threshold answer has ``prompt_tokens_details: null``
     (API-CHAT-2)."""
+    if len(choices) == 1:
+        choice = choices[0]
+        generation = choice.generation
+        threshold = generation.finish_reason == FINISH_CACHE_THRESHOLD
+        return usage_object(
+            choice.prompt.tokens, generation.count, None if threshold else choice.cached_tokens
+        )
     cached: dict[int, int] = {}
     for choice in choices:
         cached.setdefault(id(choice.prompt), choice.cached_tokens)

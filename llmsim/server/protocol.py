@@ -85,13 +85,14 @@ class ChatMessage(_Lenient):
     def plain_text(self) -> str:
         """The message as text (API-CHAT-7): text parts joined by newlines, images as
         ``image: <url>``, assistant tool calls appended as ``[name(arguments)]``."""
-        if isinstance(self.content, str):
-            text = self.content
-        elif self.content is None:
+        content = self.content
+        if isinstance(content, str):
+            return content + self.tool_call_text() if self.tool_calls else content
+        if content is None:
             text = ""
         else:
             pieces = []
-            for part in self.content:
+            for part in content:
                 if part.type == "text" and part.text is not None:
                     pieces.append(part.text)
                 elif part.type == "image_url" and part.image_url is not None:
