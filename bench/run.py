@@ -11,23 +11,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import resource
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from servers import Server
-from streams import figures, hold_streams, run_streams
-from throughput import run_wrk
+from streams import StreamFigures, figures, hold_streams, run_streams
+from throughput import Throughput, run_wrk
 
 TARGETS = ("floor", "llmsim")
+STREAM_MEASURES: tuple[tuple[str, str, Callable[[StreamFigures], float]], ...] = (
+    ("complete", "count", lambda f: f.complete),
+    ("inter-token error p50", "ms", lambda f: f.itl_p50 * 1000),
+    ("inter-token error p99", "ms", lambda f: f.itl_p99 * 1000),
+    ("TTFT error p99", "ms", lambda f: f.ttft_p99 * 1000),
+    ("delivered tokens", "tok/s", lambda f: f.tokens_per_s),
+)
+"""Per-count streaming rows: each the median over the rounds."""
 MB = 1024 * 1024
 
 
@@ -50,7 +59,7 @@ class Table:
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
 
-    def put(self, label: str, unit: str, target: str, value: float) -> None:
+    def put(self, label: str, unit: str, *, target: str, value: float) -> None:
         self.rows.setdefault(label, Row(label, unit)).values[target] = value
 
     def __getitem__(self, label: str) -> Row:
@@ -64,14 +73,23 @@ class Table:
 
 
 def measure_throughput(table: Table, args: argparse.Namespace) -> None:
-    for target in TARGETS:
-        with Server.start(target) as server:
+    label = f"non-streaming, {args.connections} connections"
+    servers = {t: Server.start(t) for t in TARGETS}
+    try:
+        results: dict[str, list[Throughput]] = {t: [] for t in TARGETS}
+        for server in servers.values():
             run_wrk(server.port, args.connections, 1)  # warm-up
-            result = run_wrk(server.port, args.connections, args.wrk_seconds)
-        label = f"non-streaming, {args.connections} connections"
-        table.put(f"{label}: throughput", "req/s", target, result.requests_per_s)
-        table.put(f"{label}: p99 latency", "ms", target, result.p99 * 1000)
-        table.put(f"{label}: errors", "count", target, result.errors)
+        for _ in range(args.rounds):
+            for target, server in servers.items():
+                results[target].append(run_wrk(server.port, args.connections, args.wrk_seconds))
+        for target, runs in results.items():
+            put = functools.partial(table.put, target=target)
+            put(f"{label}: throughput", "req/s", value=median(r.requests_per_s for r in runs))
+            put(f"{label}: p99 latency", "ms", value=median(r.p99 * 1000 for r in runs))
+            put(f"{label}: errors", "count", value=sum(r.errors for r in runs))
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def measure_streaming(table: Table, args: argparse.Namespace) -> None:
@@ -81,20 +99,23 @@ def measure_streaming(table: Table, args: argparse.Namespace) -> None:
         for server in servers.values():  # warm-up: the first round of a fresh process is noisy
             uvloop.run(run_streams(server.port, min(args.streams), args.tokens, args.ramp_s))
         for count in args.streams:
-            for target, server in servers.items():
-                cpu = server.cpu_seconds()
-                streams, elapsed = uvloop.run(
-                    run_streams(server.port, count, args.tokens, args.ramp_s)
-                )
-                cpu_share = (server.cpu_seconds() - cpu) / elapsed * 100
-                result = figures(streams, elapsed, ttft, itl, args.tokens)
-                prefix = f"{count} streams:"
-                table.put(f"{prefix} complete", "count", target, result.complete)
-                table.put(f"{prefix} inter-token error p50", "ms", target, result.itl_p50 * 1000)
-                table.put(f"{prefix} inter-token error p99", "ms", target, result.itl_p99 * 1000)
-                table.put(f"{prefix} TTFT error p99", "ms", target, result.ttft_p99 * 1000)
-                table.put(f"{prefix} delivered tokens", "tok/s", target, result.tokens_per_s)
-                table.put(f"{prefix} server CPU", "%", target, cpu_share)
+            runs: dict[str, list[tuple[StreamFigures, float]]] = {t: [] for t in TARGETS}
+            for _ in range(args.rounds):
+                for target, server in servers.items():
+                    cpu = server.cpu_seconds()
+                    streams, elapsed = uvloop.run(
+                        run_streams(server.port, count, args.tokens, args.ramp_s)
+                    )
+                    cpu_share = (server.cpu_seconds() - cpu) / elapsed * 100
+                    runs[target].append(
+                        (figures(streams, elapsed, ttft, itl, args.tokens), cpu_share)
+                    )
+            for target, measured in runs.items():
+                for name, unit, value in STREAM_MEASURES:
+                    got = median(value(f) for f, _ in measured)
+                    table.put(f"{count} streams: {name}", unit, target=target, value=got)
+                cpu_share = median(c for _, c in measured)
+                table.put(f"{count} streams: server CPU", "%", target=target, value=cpu_share)
     finally:
         for server in servers.values():
             server.stop()
@@ -106,7 +127,7 @@ def measure_start_and_memory(table: Table, args: argparse.Namespace) -> None:
         for _ in range(args.starts):
             with Server.start(target) as server:
                 starts.append(server.cold_start)
-        table.put("cold start to first /health", "s", target, statistics.median(starts))
+        table.put("cold start to first /health", "s", target=target, value=median(starts))
         with Server.start(target, 100.0, 1000.0) as server:
             idle = server.rss_bytes()
             held: list[int] = []
@@ -116,8 +137,9 @@ def measure_start_and_memory(table: Table, args: argparse.Namespace) -> None:
                 held.append(server.rss_bytes())
 
             uvloop.run(hold_streams(server.port, args.open_streams, 60, sample))
-        table.put("RSS idle", "MB", target, idle / MB)
-        table.put(f"RSS with {args.open_streams} open streams", "MB", target, held[0] / MB)
+        table.put("RSS idle", "MB", target=target, value=idle / MB)
+        label = f"RSS with {args.open_streams} open streams"
+        table.put(label, "MB", target=target, value=held[0] / MB)
 
 
 @dataclass
@@ -176,6 +198,8 @@ def main() -> None:
                         choices=["throughput", "streaming", "start"])  # fmt: skip
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds; the table shows each median")  # fmt: skip
     parser.add_argument("--streams", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--ttft-ms", type=float, default=100.0)
     parser.add_argument("--itl-ms", type=float, default=10.0)

@@ -40,6 +40,7 @@ from llmsim.server.generation import (
     request_headers,
 )
 from llmsim.server.messages import MessagesEndpoint
+from llmsim.server.pacer import TokenPacer
 from llmsim.server.responses import ResponsesEndpoint
 from llmsim.server.simulator import Simulator
 from llmsim.server.tokenize import tokenize_router
@@ -186,7 +187,8 @@ def create_app(plan: RuntimePlan, environ: Mapping[str, str] | None = None) -> L
         MessagesEndpoint(),
         GenerateEndpoint(engine.tokenizer),
     ]
-    lean = {endpoint.path: GenerationRoute(endpoint, engine, http) for endpoint in endpoints}
+    pacer = TokenPacer()
+    lean = {endpoint.path: GenerationRoute(endpoint, engine, http, pacer) for endpoint in endpoints}
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

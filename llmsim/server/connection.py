@@ -126,6 +126,12 @@ class Connection:
         headers = SSE_HEADERS + self.headers if self.headers else SSE_HEADERS
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
 
+    async def body_sender(self) -> Send:
+        """The raw ASGI ``send`` for the body parts of a stream, started first if need be."""
+        if not self._started:
+            await self._start_stream()
+        return self._send
+
     async def write(self, frame: bytes) -> None:
         """Send part of a stream, starting the response on the first call."""
         if not self._started:

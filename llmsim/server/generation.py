@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -37,6 +37,7 @@ from llmsim.plan.rules import CompiledRule, first_match, render_reply
 from llmsim.server.connection import ClientGone, Connection, Receive, Scope, Send
 from llmsim.server.errors import from_validation_error
 from llmsim.server.frames import usage_object
+from llmsim.server.pacer import TokenPacer
 from llmsim.server.protocol import GenerationRequest
 
 IGNORE_EOS_WITHOUT_LIMIT = "Ignore_eos is true but max_completion_tokens (or max_tokens) is not set"
@@ -176,10 +177,17 @@ class HttpSettings:
 class GenerationRoute(Generic[RequestT]):
     """An ASGI app serving one generation endpoint from the engine."""
 
-    def __init__(self, endpoint: Endpoint[RequestT], engine: Engine, http: HttpSettings):
+    def __init__(
+        self,
+        endpoint: Endpoint[RequestT],
+        engine: Engine,
+        http: HttpSettings,
+        pacer: TokenPacer,
+    ):
         self.endpoint = endpoint
         self.engine = engine
         self.http = http
+        self.pacer = pacer
         self._failed_templates: set[int] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -406,14 +414,19 @@ class GenerationRoute(Generic[RequestT]):
             prepared = frames.prepared
             first = prepared[0] if prepared else frames.token(tokens[0], 0, 0) if tokens else b""
             pending = frames.first + first
-            offset = len(tokens[0]) if tokens else 0
             await conn.sleep_until(timeline.next_deadline())
-            for position in range(1, len(tokens)):
-                await _write(conn, pending, position - 1, cut)
-                token = tokens[position]
-                pending = prepared[position] if prepared else frames.token(token, position, offset)
-                offset += len(token)
-                await conn.sleep_until(timeline.next_deadline())
+            if len(tokens) > 1:
+                if cut is not None and cut <= 0:
+                    await _write(conn, pending, 0, cut)
+                send = await conn.body_sender()
+                await send({"type": "http.response.body", "body": pending, "more_body": True})
+                conn.watch()
+                stop = len(tokens) if cut is None else cut
+                later = _later_frames(frames, tokens, prepared)
+                paced = self.pacer.pace(send, later, timeline.next_deadline, len(tokens) - 1, stop)
+                position, pending = await paced
+                if position < len(tokens) - 1:
+                    await _write(conn, pending, position, cut)
             written = max(len(tokens) - 1, 0)
             if generation.image is not None:
                 await _write(conn, pending, written, cut)
@@ -425,6 +438,20 @@ class GenerationRoute(Generic[RequestT]):
                 return pending
             await _write(conn, pending, written, cut)
             return b""
+
+
+def _later_frames(
+    frames: ChoiceStream, tokens: list[str], prepared: list[bytes] | None
+) -> Iterator[bytes]:
+    """The frames of tokens 1 onwards, each made when the pacer needs it."""
+    if prepared:
+        yield from prepared[1:]
+        return
+    offset = len(tokens[0])
+    for position in range(1, len(tokens)):
+        token = tokens[position]
+        yield frames.token(token, position, offset)
+        offset += len(token)
 
 
 async def _write(conn: Connection, frame: bytes, written: int, cut: int | None) -> None:
