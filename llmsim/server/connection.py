@@ -86,18 +86,24 @@ class Connection:
                 self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                if not self.finished and self._task is not None:
-                    self.disconnected = True
-                    self._task.cancel()
-                return
+        try:
+            while True:
+                message = await self._receive()
+                if message["type"] == "http.disconnect":
+                    if not self.finished and self._task is not None:
+                        self.disconnected = True
+                        self._task.cancel()
+                    return
+        except asyncio.CancelledError:
+            # Stopped by close(): end quietly, so that no exception, traceback and frames
+            # form a cycle with this connection (cyclic garbage waits for the collector).
+            return
 
     def close(self) -> None:
         """Stop the watcher; call when the exchange is over however it ended."""
-        if self._watcher is not None and not self._watcher.done():
-            self._watcher.cancel()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
 
     async def sleep_until(self, deadline: float) -> None:
         """Return at ``deadline`` (a ``time.perf_counter`` time), at once if it has passed."""
