@@ -49,6 +49,8 @@ class PhaseClock:
     def count_request(self) -> None:
         """A generation request arrived; phases waiting for it begin now."""
         self._requests += 1
+        if not self.phases:
+            return
         now = self._clock()
         for index, phase in enumerate(self.phases):
             if phase.after_requests is not None and self._requests == phase.after_requests + 1:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -364,7 +364,11 @@ class GenerationRoute(Generic[RequestT]):
             raise LlmsimError(message, status=500) from None
 
     async def _complete(self, conn: Connection, answer: Answer[RequestT]) -> None:
-        await _each(self._wait_for_last_token(conn, answer.state, c) for c in answer.choices)
+        state, choices = answer.state, answer.choices
+        if len(choices) == 1:
+            await self._wait_for_last_token(conn, state, choices[0])
+        else:
+            await _each(self._wait_for_last_token(conn, state, c) for c in choices)
         await conn.respond_json(200, self.endpoint.body(answer))
 
     async def _wait_for_last_token(
@@ -498,10 +502,6 @@ def response_usage(prompts: list[Prompt], choices: list[Choice]) -> dict[str, ob
 
 async def _each(coroutines: Any) -> None:
     """Run the coroutines concurrently; one failing cancels the others (PIPE-4)."""
-    pending: list[Coroutine[Any, Any, object]] = list(coroutines)
-    if len(pending) == 1:
-        await pending[0]
-        return
     async with asyncio.TaskGroup() as group:
-        for coroutine in pending:
+        for coroutine in coroutines:
             group.create_task(coroutine)
