@@ -128,7 +128,11 @@ async def _send_error(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), *(headers or ())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+                *(headers or ()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -22,6 +22,7 @@ def server(server_factory: ServerFactory) -> RunningServer:
 def assert_error(response: httpx.Response, status: int, *fragments: str) -> dict[str, object]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.content))
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["code"] == status
