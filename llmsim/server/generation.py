@@ -46,6 +46,8 @@ CACHE_THRESHOLD_HEADER = b"x-cache-threshold-finish-reason"
 RETURN_ERROR_HEADER = b"x-return-error"
 SEND_IMAGE_HEADER = b"x-send-image"
 REQUEST_ID_HEADER = b"x-request-id"
+CONTENT_TYPE_HEADER = b"content-type"
+NOT_JSON = "The request body must be JSON (Content-Type: application/json)"
 TRUE_VALUES = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 """Header values read as true (Go's strconv.ParseBool)."""
 REMOTE_DECODE_PARAMS = {
@@ -208,6 +210,10 @@ class GenerationRoute(Generic[RequestT]):
 
     async def _serve(self, conn: Connection, scope: Scope) -> None:
         body = await conn.read_body(self.http.max_body_bytes)
+        headers = request_headers(scope)
+        content_type = headers.get(CONTENT_TYPE_HEADER)
+        if content_type is not None and not is_json(content_type):
+            raise BadRequest(f"{NOT_JSON}, not {content_type}")
         try:
             request = self.endpoint.request_model.model_validate_json(body)
         except ValidationError as exc:
@@ -215,7 +221,6 @@ class GenerationRoute(Generic[RequestT]):
         engine = self.engine
         state = engine.start()
         plan = state.plan
-        headers = request_headers(scope)
         conn.headers = self.http.pod_headers
         if self.http.request_id_headers:
             given = headers.get(REQUEST_ID_HEADER)
@@ -471,6 +476,15 @@ def _image_delay(engine: Engine, state: RequestState, choice: Choice) -> float:
     """The time from a choice's last token to its image (``time-to-generate-image``)."""
     latency = state.latency or state.plan.latency
     return latency.time_to_generate_image.sample(engine.timing_rng(state, choice, latency))
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a ``Content-Type`` names JSON (``application/json`` or ``application/*+json``,
+    parameters allowed), as FastAPI decides whether to read a body as JSON."""
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
 def request_headers(scope: Scope) -> dict[bytes, str]:

@@ -138,6 +138,60 @@ def test_unknown_fields_are_ignored(server: RunningServer) -> None:
     assert response.status_code == 200
 
 
+GENERATION_PATHS = [CHAT, COMPLETIONS, "/v1/responses", "/v1/messages", "/inference/v1/generate"]
+
+
+@pytest.mark.parametrize("path", GENERATION_PATHS)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_by_content_type_is_400(
+    server: RunningServer, path: str, content_type: str
+) -> None:
+    response = httpx.post(
+        server.base_url + path,
+        content=b'{"model": "m", "prompt": "x", "messages": [], "input": "x"}',
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 400
+    body = response.json()
+    error = body["error"]
+    assert "must be JSON" in error["message"] and content_type in error["message"]
+    if path == "/v1/messages":  # Anthropic's error shape
+        assert body["type"] == "error" and error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json; charset=utf-8", "application/vnd.api+json"]
+)
+def test_json_content_types_and_none_are_read_as_json(
+    server: RunningServer, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hello"}]}'
+    response = httpx.post(server.base_url + CHAT, content=body, headers=headers)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"model": "m", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"a": ' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"model": "m", "messages": ['
+        + b",".join([b'{"role":"user","content":"x"}'] * 50_000)
+        + b"]}",
+        b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": ['
+        + b",".join([b"{}"] * 200_000)
+        + b"]}",
+    ],
+    ids=["deeply nested array", "deeply nested object", "50k messages", "200k tools"],
+)
+def test_deep_or_huge_json_is_a_4xx_not_a_crash(server: RunningServer, content: bytes) -> None:
+    response = httpx.post(server.base_url + CHAT, content=content, timeout=60)
+    assert 400 <= response.status_code < 500, response.text[:200]
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    assert httpx.get(server.base_url + "/health").status_code == 200
+
+
 def test_oversized_body_is_413_DIFF_4(server: RunningServer) -> None:
     big = "x" * (5 * 1024 * 1024)
     response = httpx.post(
