@@ -8,6 +8,7 @@ from llmsim.datasets.store import (
     DatasetAnswer,
     DatasetEmpty,
     DatasetError,
+    DatasetUnreadable,
     SqliteDataset,
     prompt_hash,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "DatasetAnswer",
     "DatasetEmpty",
     "DatasetError",
+    "DatasetUnreadable",
     "SqliteDataset",
     "convert",
     "ensure_dataset",

@@ -52,6 +52,11 @@ class DatasetEmpty(LlmsimError):
         super().__init__("Dataset is empty")
 
 
+class DatasetUnreadable(Exception):
+    """The dataset could not be read while serving (its file damaged or changed under the
+    server, or a row that does not decode): the caller answers without it."""
+
+
 @dataclass(frozen=True, slots=True)
 class DatasetAnswer:
     """A reply taken from a dataset: its token texts and why it stopped."""
@@ -217,16 +222,19 @@ class SqliteDataset:
         A recorded reply for this prompt is preferred; otherwise a random row of the dataset
         is used. Replies are cut to ``max_tokens``, and with ``ignore_eos`` padded with
         built-in text up to exactly ``max_tokens``. Raises ``DatasetEmpty`` when there are
-        no rows.
+        no rows, ``DatasetUnreadable`` when the file or the row cannot be read.
         """
         if max_tokens < 0:
             raise ValueError(f"max_tokens must not be negative, got {max_tokens}")
         if not self._rowids:
             raise DatasetEmpty()
-        rowid = self._pick_match(prompt_hash(prompt_ids), max_tokens, ignore_eos, rng)
-        if rowid is None:
-            rowid = self._pick_any(max_tokens, ignore_eos, rng)
-        tokens = self._tokens_of(rowid)
+        try:
+            rowid = self._pick_match(prompt_hash(prompt_ids), max_tokens, ignore_eos, rng)
+            if rowid is None:
+                rowid = self._pick_any(max_tokens, ignore_eos, rng)
+            tokens = self._tokens_of(rowid)
+        except sqlite3.Error as exc:
+            raise DatasetUnreadable(f"dataset {self._where}: {exc}") from exc
         if len(tokens) > max_tokens:
             del tokens[max_tokens:]
         elif ignore_eos and len(tokens) < max_tokens:
@@ -278,8 +286,8 @@ class SqliteDataset:
                 raise ValueError("the row is gone")
             return self._texts_of(orjson.loads(found[0]))
         except (TypeError, ValueError) as exc:
-            raise LlmsimError(
-                f"dataset {self._where}: cannot read gen_tokens of row {rowid} ({exc})", status=500
+            raise DatasetUnreadable(
+                f"dataset {self._where}: cannot read gen_tokens of row {rowid} ({exc})"
             ) from exc
 
     def _texts_of(self, value: Any) -> list[str]:

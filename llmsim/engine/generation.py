@@ -7,15 +7,18 @@ cut at ``max_tokens``.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, replace
 
-from llmsim.datasets.store import SqliteDataset
+from llmsim.datasets.store import DatasetUnreadable, SqliteDataset
 from llmsim.engine.text import TextSource, response_length
 from llmsim.engine.tokenizer import Tokenizer
 from llmsim.engine.tools import SynthesizedCall
 from llmsim.errors import BadRequest
 from llmsim.scenario.sections import ReasoningSettings
+
+log = logging.getLogger("llmsim")
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
@@ -87,6 +90,7 @@ class Generator:
         self._text = TextSource(tokenizer)
         self._max_model_len = max_model_len
         self._dataset = dataset
+        self._dataset_failures = 0
         self.has_dataset = dataset is not None
 
     def generate(
@@ -113,8 +117,18 @@ class Generator:
         room = self._max_model_len - prompt.tokens
         limit = max_tokens if max_tokens is not None else room
         if self._dataset is not None and prompt.token_ids is not None:
-            answer = self._dataset.answer(prompt.token_ids, limit, ignore_eos, rng)
-            return Generation(answer.tokens, answer.finish_reason)
+            try:
+                answer = self._dataset.answer(prompt.token_ids, limit, ignore_eos, rng)
+            except DatasetUnreadable as error:
+                self._dataset_failures += 1
+                if self._dataset_failures & (self._dataset_failures - 1) == 0:  # 1, 2, 4, ...
+                    log.warning(
+                        "%s; answering with built-in text (%d time(s) so far)",
+                        error,
+                        self._dataset_failures,
+                    )
+            else:
+                return Generation(answer.tokens, answer.finish_reason)
         length = max(response_length(rng, max_tokens, room, ignore_eos), min(min_tokens, limit))
         finish = FINISH_LENGTH if length == limit else FINISH_STOP
         return Generation(self._text.tokens(rng, length), finish)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llmsim.datasets.store import DEFAULT_TABLE
 from tests.conftest import ServerFactory
 from tests.support import PROJECT_ROOT, RunningServer
 
@@ -136,3 +138,50 @@ def test_a_broken_dataset_is_a_clear_startup_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "broken.sqlite3" in result.stderr
+
+
+def test_a_dataset_removed_or_damaged_at_run_time_degrades_with_a_warning(
+    server_factory: ServerFactory, dataset: Path, tmp_path: Path
+) -> None:
+    own = tmp_path / "own.sqlite3"
+    own.write_bytes(dataset.read_bytes())
+    server = server_factory(
+        f"version: 1\nseed: 4\nmodel: {{name: m}}\nresponses: {{dataset: {{path: '{own}'}}}}\n"
+    )
+    question = {"messages": [{"role": "user", "content": "Name three colours."}]}
+    recorded = "Red, green and blue."
+    assert ask(server, "/v1/chat/completions", question)["choices"][0]["message"]["content"] == (
+        recorded
+    )
+    own.unlink()  # the open file keeps answering
+    assert ask(server, "/v1/chat/completions", question)["choices"][0]["message"]["content"] == (
+        recorded
+    )
+    own.write_bytes(b"")  # a new, empty file: the server still reads the one it opened
+    answer = ask(server, "/v1/chat/completions", question)
+    assert answer["choices"][0]["message"]["content"] == recorded
+    server.stop()
+    assert server.process.stderr is not None
+    assert "Traceback" not in server.process.stderr.read().decode()
+
+
+def test_a_row_that_cannot_be_read_answers_built_in_text_with_a_warning(
+    server_factory: ServerFactory, dataset: Path, tmp_path: Path
+) -> None:
+    own = tmp_path / "own.sqlite3"
+    own.write_bytes(dataset.read_bytes())
+    with sqlite3.connect(own) as db:
+        db.execute(f"UPDATE {DEFAULT_TABLE} SET gen_tokens = '{{broken'")
+    db.close()
+    server = server_factory(
+        f"version: 1\nseed: 4\nmodel: {{name: m}}\nresponses: {{dataset: {{path: '{own}'}}}}\n"
+    )
+    question = {"messages": [{"role": "user", "content": "Name three colours."}]}
+    for _ in range(3):
+        answer = ask(server, "/v1/chat/completions", question)
+        assert answer["choices"][0]["message"]["content"]
+    server.stop()
+    assert server.process.stderr is not None
+    log = server.process.stderr.read().decode()
+    assert log.count("answering with built-in text") == 2  # after the 1st and the 2nd failure
+    assert "cannot read gen_tokens" in log and "Traceback" not in log
