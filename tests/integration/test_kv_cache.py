@@ -287,6 +287,29 @@ def test_no_subscriber_costs_nothing(server_factory: ServerFactory) -> None:
     assert on == pytest.approx(off, rel=0.05), (on, off)
 
 
+def test_a_subscriber_that_vanishes_and_returns_costs_no_request_ZMQ_1(
+    server_factory: ServerFactory,
+) -> None:
+    first = Subscriber()
+    endpoint = first.endpoint
+    server = server_factory(kv_scenario(endpoint), env={"POD_IP": POD_IP})
+    first.settle()
+    complete(server, list(range(100, 100 + 2 * BLOCK)))
+    assert first.wait_for(1)
+    first.close()  # the indexer goes away
+    for i in range(20):
+        complete(server, list(range(1000 * i, 1000 * i + 2 * BLOCK)))
+    back = Subscriber(endpoint)  # and comes back on the same address
+    try:
+        back.settle(1.0)
+        complete(server, list(range(50_000, 50_000 + 2 * BLOCK)))
+        stored = [as_map(e) for e in back.wait_for(1)]
+        assert stored and stored[-1]["type"] == "BlockStored"
+    finally:
+        back.close()
+    assert httpx.get(f"{server.base_url}/health").status_code == 200
+
+
 def test_replay_returns_retained_batches_then_the_sentinel_ZMQ_5(
     server_factory: ServerFactory, events: Subscriber
 ) -> None:
