@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerFactory
+from tests.metrics_support import scrape, value
 from tests.support import RunningServer
 
 TTFT = 0.050
@@ -18,6 +19,9 @@ version: 1
 model: {{name: d}}
 engine: {{max-num-seqs: 1}}
 latency: {{time-to-first-token: {int(TTFT * 1000)}ms, inter-token-latency: {int(ITL * 1000)}ms}}
+rules:
+  - when: {{prompt-matches: stall}}
+    stream: {{stall-after-tokens: 2, stall: 30s}}
 """
 LONG = {"model": "d", "prompt": "x", "max_tokens": 200, "ignore_eos": True}
 SHORT = {"model": "d", "prompt": "x", "max_tokens": 1}
@@ -77,3 +81,25 @@ def test_request_abandoned_in_the_queue_leaves_it(server: RunningServer) -> None
             return await short_request_time(client)
 
     assert asyncio.run(run()) < TTFT + 0.5
+
+
+def test_stream_abandoned_during_a_stall_frees_its_slot_and_counts_as_aborted(
+    server: RunningServer,
+) -> None:
+    def aborted() -> float:
+        return value(scrape(server), "vllm:request_success", "_total", finished_reason="abort")
+
+    before = aborted()
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            stalled = {**LONG, "prompt": "stall", "stream": True}
+            async with client.stream("POST", "/v1/completions", json=stalled) as r:
+                lines = r.aiter_lines()
+                for _ in range(4):  # two token chunks and their blank lines: now it stalls
+                    await anext(lines)
+            # The stall would hold the only slot for 30 s; the client left during it.
+            return await short_request_time(client)
+
+    assert asyncio.run(run()) < TTFT + 0.5
+    assert aborted() == before + 1
