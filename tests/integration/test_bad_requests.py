@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import httpx
 import pytest
 
@@ -213,3 +216,37 @@ def test_server_keeps_serving_after_bad_requests(server: RunningServer) -> None:
     ok = httpx.post(server.base_url + CHAT, json={"model": "m", "messages": USER})
     assert ok.status_code == 200
     assert httpx.get(server.base_url + "/health").status_code == 200
+
+
+RAW_BODY = b'{"model":"m","messages":[{"role":"user","content":"hello"}]}'
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(RAW_BODY), RAW_BODY), 200),
+        (b"HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(RAW_BODY), RAW_BODY), 200),
+        (
+            b"HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+            % (len(RAW_BODY), RAW_BODY),
+            200,
+        ),
+        (b"HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\r\n", 400),
+    ],
+    ids=["no Host, no Content-Type", "HTTP/1.0", "chunked upload", "no body at all"],
+)
+def test_requests_missing_headers_or_body_get_a_clear_answer(
+    server: RunningServer, head: bytes, status: int
+) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(b"POST " + CHAT.encode() + b" " + head)
+        received = b""
+        while b"\r\n\r\n" not in received or not received.rstrip().endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    assert int(status_line.split()[1]) == status
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert ("choices" in body) if status == 200 else (body["error"]["code"] == status)
