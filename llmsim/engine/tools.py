@@ -11,6 +11,7 @@ values. Everything random comes from the choice's own random source.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,12 @@ ALLOWED_KEYS = frozenset(
     }
 )  # fmt: skip
 TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+SIZE_KEYWORDS = ("minItems", "maxItems", "minLength", "maxLength")
+BOUND_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+MAX_SIZE = 10_000
+"""The largest size keyword a schema may use: an answer is built in full on the event loop."""
+MAX_VALUES = 100_000
+"""The most values (objects, arrays, scalars) one drawn answer may hold, nesting included."""
 WORDS = (
     "alpha", "breeze", "Lisbon", "cobalt", "harbour", "meadow", "quartz", "sunrise", "tide",
     "violet",
@@ -76,7 +83,7 @@ def _check_schema(schema: Any, where: str) -> None:
     if unknown:
         _fail(f"{where} has unsupported keys: {', '.join(unknown)}")
     kind = schema.get("type")
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         _fail(f"{where}.type must be one of {', '.join(sorted(TYPES))}")
     if "enum" in schema:
         values = schema["enum"]
@@ -88,9 +95,6 @@ def _check_schema(schema: Any, where: str) -> None:
         if "items" not in schema:
             _fail(f"{where} is an array without items")
         _check_schema(schema["items"], f"{where}.items")
-        low, high = schema.get("minItems", 0), schema.get("maxItems")
-        if high is not None and low > high:
-            _fail(f"{where}: minItems is above maxItems")
     if kind == "object":
         properties = schema.get("properties")
         if not isinstance(properties, Mapping):
@@ -98,10 +102,49 @@ def _check_schema(schema: Any, where: str) -> None:
         for name, sub in properties.items():
             _check_schema(sub, f"{where}.properties.{name}")
         required = schema.get("required", [])
-        if not isinstance(required, list) or any(r not in properties for r in required):
+        if not isinstance(required, list) or not all(
+            isinstance(r, str) and r in properties for r in required
+        ):
             _fail(f"{where}.required names properties that do not exist")
     if "additionalProperties" in schema and not isinstance(schema["additionalProperties"], bool):
         _fail(f"{where}.additionalProperties must be true or false")
+    problem = schema_problem(schema)
+    if problem is not None:
+        _fail(f"{where}.{problem}")
+    low, high = schema.get("minItems", 0), schema.get("maxItems")
+    if high is not None and low > high:
+        _fail(f"{where}: minItems is above maxItems")
+
+
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """What makes one schema node unusable for drawing a value (None: nothing): keywords of
+    the wrong type, sizes beyond ``MAX_SIZE``, bounds that are not finite numbers."""
+    if "enum" in schema and not (isinstance(schema["enum"], list) and schema["enum"]):
+        return "enum must be a non-empty list"
+    for key in ("properties", "items"):
+        if key in schema and not isinstance(schema[key], Mapping):
+            return f"{key} must be an object"
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        return "required must be a list of property names"
+    for key in SIZE_KEYWORDS:
+        size = schema.get(key, 0)
+        if not (isinstance(size, int) and not isinstance(size, bool) and 0 <= size <= MAX_SIZE):
+            return f"{key} must be an integer from 0 to {MAX_SIZE}"
+    for key in BOUND_KEYWORDS:
+        if key in schema and not _finite(schema[key]):
+            return f"{key} must be a finite number"
+    return None
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a number a float can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _is_type(value: Any, kind: str) -> bool:
@@ -144,7 +187,7 @@ def choose_calls(
 def _call(
     rng: random.Random, function: Mapping[str, Any], settings: ToolCallSettings
 ) -> SynthesizedCall:
-    arguments = _value(rng, function["parameters"], settings, top=True)
+    arguments = _value(rng, function["parameters"], settings, [MAX_VALUES], top=True)
     digits = "".join(str(rng.randrange(10)) for _ in range(10))
     return SynthesizedCall(
         id=f"{CALL_ID_PREFIX}{digits}",
@@ -154,9 +197,20 @@ def _call(
 
 
 def _value(
-    rng: random.Random, schema: Mapping[str, Any], settings: ToolCallSettings, top: bool = False
+    rng: random.Random,
+    schema: Mapping[str, Any],
+    settings: ToolCallSettings,
+    budget: list[int],
+    top: bool = False,
 ) -> Any:
-    """A value that validates against ``schema`` (TOOL-3)."""
+    """A value that validates against ``schema`` (TOOL-3); 400 for a schema no value can be
+    drawn from, or whose value would hold more than ``budget[0]`` values in all."""
+    problem = "it must be an object" if not isinstance(schema, Mapping) else schema_problem(schema)
+    budget[0] -= 1
+    if problem is None and budget[0] < 0:
+        problem = f"its value would hold more than {MAX_VALUES} values"
+    if problem is not None:
+        raise BadRequest(f"Cannot answer for this JSON schema: {problem}")
     if "enum" in schema:
         return schema["enum"][rng.randrange(len(schema["enum"]))]
     kind = schema.get("type")
@@ -168,7 +222,7 @@ def _value(
             else settings.object_tool_call_not_required_field_probability
         )
         return {
-            name: _value(rng, sub, settings)
+            name: _value(rng, sub, settings, budget)
             for name, sub in schema.get("properties", {}).items()
             if name in required or rng.random() * 100 < share
         }
@@ -176,7 +230,8 @@ def _value(
         low = max(schema.get("minItems", settings.min_tool_call_array_param_length), 0)
         high = schema.get("maxItems", max(settings.max_tool_call_array_param_length, low))
         return [
-            _value(rng, schema["items"], settings) for _ in range(rng.randint(low, max(low, high)))
+            _value(rng, schema["items"], settings, budget)
+            for _ in range(rng.randint(low, max(low, high)))
         ]
     if kind == "integer":
         low, high = _bounds(
@@ -259,7 +314,7 @@ def synthesize_json(rng: random.Random, schema: Any, settings: ToolCallSettings)
     arguments are (TOOL-3). References into ``$defs``/``definitions`` are followed, the first
     non-null branch of ``anyOf``/``oneOf`` taken, ``allOf`` merged, ``const`` kept and a list of
     types narrowed to its first; ``pattern`` and ``format`` are not honoured."""
-    value = _value(rng, _plain(schema, schema, 0), settings, top=True)
+    value = _value(rng, _plain(schema, schema, 0), settings, [MAX_VALUES], top=True)
     return json.dumps(value, ensure_ascii=False)
 
 

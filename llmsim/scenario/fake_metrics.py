@@ -85,7 +85,10 @@ _SECONDS_BUCKETS = {
 
 
 def _comma_list(value: Any) -> Any:
-    return ",".join(value) if isinstance(value, list) else value
+    """A list of names joined by commas; anything else is left for the ``str`` check."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
+    return value
 
 
 class FakeLora(Section):

@@ -88,7 +88,13 @@ def test_partial_updates_replace_only_the_keys_given_FAKE_6(fake: RunningServer)
 
 def test_invalid_fake_update_is_400_and_changes_nothing_FAKE_4(fake: RunningServer) -> None:
     before = httpx.get(f"{fake.base_url}/admin/config").json()
-    for bad in ({"kv-cache-usage": 3}, {"running-requests": "sine:0:1:1s"}, {"bogus": 1}):
+    bad_loras = {"loras": [{"running": [1, {"a": 2}], "waiting": [], "timestamp": 1}]}
+    for bad in (
+        {"kv-cache-usage": 3},
+        {"running-requests": "sine:0:1:1s"},
+        {"bogus": 1},
+        bad_loras,
+    ):
         response = httpx.post(f"{fake.base_url}/admin/config", json={"fake-metrics": bad})
         assert response.status_code == 400, bad
         deprecated = httpx.post(f"{fake.base_url}/fake_metrics", json=bad)

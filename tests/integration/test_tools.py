@@ -380,3 +380,57 @@ def test_openai_sdk_parse_fills_a_pydantic_model(server: RunningServer) -> None:
             response_format=Forecast,
         )
     assert isinstance(parsed.choices[0].message.parsed, Forecast)
+
+
+def _function(parameters: object) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": "f", "description": "", "parameters": parameters},
+    }
+
+
+HOSTILE_SCHEMAS = [
+    ({"type": ["object"], "properties": {}}, ".type must be one of"),
+    ({"type": "object", "properties": {}, "required": [{"a": 1}]}, "required names properties"),
+    ({"type": "object", "properties": {"a": {"type": "string", "minLength": "2"}}}, "minLength"),
+    (
+        {"type": "object", "properties": {"a": {"type": "string", "minLength": 10**300}}},
+        "minLength",
+    ),
+    ({"type": "object", "properties": {"a": {"type": "integer", "minimum": "0"}}}, "minimum"),
+    ({"type": "object", "properties": {"a": {"type": "number", "maximum": 10**400}}}, "maximum"),
+    (
+        {"type": "object", "properties": {"a": {"type": "array", "items": [], "minItems": 1}}},
+        "items",
+    ),
+]
+
+
+@pytest.mark.parametrize(("parameters", "fragment"), HOSTILE_SCHEMAS)
+def test_tool_schemas_with_keywords_of_the_wrong_type_or_size_are_400_TOOL_1(
+    server: RunningServer, parameters: dict[str, Any], fragment: str
+) -> None:
+    response = chat(server, tools=[_function(parameters)], tool_choice="required")
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert message.startswith("Tool validation failed:") and fragment in message
+
+
+def test_schemas_no_answer_can_be_drawn_from_are_400_not_500_or_a_hang(
+    server_factory: ServerFactory, server: RunningServer
+) -> None:
+    huge = {"type": "string", "minLength": 10**300}
+    nested = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}
+    nested["minItems"] = nested["items"]["minItems"] = 1000  # type: ignore[index]
+    for schema, fragment in ((huge, "minLength"), (nested, "more than 100000 values")):
+        fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+        response = chat(server, response_format=fmt)
+        assert response.status_code == 400, response.text
+        assert fragment in response.json()["error"]["message"]
+    unchecked = server_factory(
+        "version: 1\nmodel: {name: m}\nresponses: {tools: {skip-tool-validation: true}}\n"
+    )
+    for parameters in ([1, 2], {"type": "object", "properties": {"a": huge}, "required": ["a"]}):
+        response = chat(unchecked, tools=[_function(parameters)], tool_choice="required")
+        assert response.status_code == 400, response.text
+        assert "Cannot answer for this JSON schema" in response.json()["error"]["message"]
