@@ -40,6 +40,7 @@ from llmsim.server.generation import (
     request_headers,
 )
 from llmsim.server.messages import MessagesEndpoint
+from llmsim.server.openapi import document_api
 from llmsim.server.pacer import TokenPacer
 from llmsim.server.responses import ResponsesEndpoint
 from llmsim.server.simulator import Simulator
@@ -90,7 +91,8 @@ class LlmsimApp:
                     await route(scope, receive, send)
                     return
                 error = MethodNotAllowed("Method Not Allowed")
-                await _send_error(send, error.status, body_for(error), [(b"allow", b"POST")])
+                body = route.endpoint.error_body(error)
+                await _send_error(send, error.status, body, [(b"allow", b"POST")])
                 return
         await self.api(scope, receive, send)
 
@@ -193,6 +195,7 @@ def create_app(plan: RuntimePlan, environ: Mapping[str, str] | None = None) -> L
     ]
     pacer = TokenPacer()
     lean = {endpoint.path: GenerationRoute(endpoint, engine, http, pacer) for endpoint in endpoints}
+    document_api(api, lean)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

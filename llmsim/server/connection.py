@@ -14,9 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
-
 from llmsim.errors import PayloadTooLarge
+from llmsim.server.json_bytes import json_bytes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -125,7 +124,7 @@ class Connection:
 
     async def respond_json(self, status: int, body: object) -> None:
         """Send a complete JSON response."""
-        await self.respond(status, orjson.dumps(body))
+        await self.respond(status, json_bytes(body))
 
     async def _start_stream(self) -> None:
         self._started = True

@@ -31,6 +31,7 @@ from llmsim.scenario.sections import ToolCallSettings
 from llmsim.server.conversation import chat_prompt
 from llmsim.server.errors import body_for
 from llmsim.server.generation import REMOTE_DECODE_PARAMS, Answer
+from llmsim.server.json_bytes import json_bytes
 from llmsim.server.protocol import (
     MAX_LOGPROBS,
     ChatMessage,
@@ -254,7 +255,7 @@ def _chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, An
 def _event(payload: Mapping[str, object]) -> bytes:
     """One named SSE event; the payload's ``type`` names it."""
     name = str(payload["type"]).encode()
-    return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    return b"event: " + name + b"\ndata: " + json_bytes(payload) + b"\n\n"
 
 
 def _status(generation: Generation) -> str:

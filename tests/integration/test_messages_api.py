@@ -222,6 +222,13 @@ def test_bad_requests_get_anthropic_error_bodies_API_MSG_2(
     assert message in error["error"]["message"]
 
 
+def test_a_wrong_method_is_405_in_anthropic_shape(server: RunningServer) -> None:
+    response = httpx.get(f"{server.base_url}/v1/messages")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["type"] == "error"
+
+
 def test_sdk_raises_its_typed_errors(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError) as caught:
         client.messages.create(model="nope", max_tokens=5, messages=USER)  # type: ignore[arg-type]
