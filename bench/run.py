@@ -208,7 +208,12 @@ def main() -> None:
                         help="spread the stream starts evenly over this many seconds")  # fmt: skip
     parser.add_argument("--starts", type=int, default=3, help="cold starts to take the median of")
     parser.add_argument("--open-streams", type=int, default=1000)
+    parser.add_argument("--check-args", action="store_true",
+                        help="check the arguments, print what would run, exit")  # fmt: skip
     args = parser.parse_args()
+    if args.check_args:
+        print(f"would measure {', '.join(args.parts)}: {vars(args)}")
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     print(

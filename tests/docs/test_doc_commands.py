@@ -1,0 +1,254 @@
+"""Every command block of the docs is exercised, so the docs cannot rot silently.
+
+The ``sh``/``console`` and ``python`` blocks of README.md and docs/*.md are collected; each must
+have an entry in ``HOW`` (a new block without one fails ``test_every_command_block_has_a_way``).
+An entry either runs the block — as written, with the doc's ``localhost:8000`` pointed at a
+simulator this test started and ``.venv/bin/`` at this interpreter's — or names the test that
+runs the same command (its file and function must exist), or the tool without which the block
+cannot run here (then it is skipped with that reason when the tool is absent).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerFactory
+from tests.support import PROJECT_ROOT
+
+DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+COMMAND_LANGUAGES = {"sh", "bash", "console", "shell", "python"}
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run the block (bash, or python for python blocks) in ``cwd`` ("project" or a fresh
+    temporary folder) with ``files`` written there first; ``server`` starts a simulator on
+    the given scenario file (relative to the project) that ``localhost:8000`` then points at.
+    ``replace`` rewrites the block first (long runs shortened); ``expect`` must appear in the
+    output."""
+
+    cwd: str = "tmp"
+    files: tuple[tuple[str, str], ...] = ()
+    server: str | None = None
+    replace: tuple[tuple[str, str], ...] = ()
+    expect: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Covered:
+    """Another test runs this block's commands: ``path::function``."""
+
+    test: str
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The block needs a tool this machine may not have (a container engine, a cluster)."""
+
+    tool: str
+    reason: str
+
+
+CONVERSATIONS = (
+    '{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}]}\n'
+)
+UPSTREAM_CONFIG = (
+    "model: Qwen/Qwen2.5-1.5B-Instruct\nport: 8000\nmax-num-seqs: 4\nmax-loras: 1\n"
+    "max-cpu-loras: 1\ntime-to-first-token: 100\nkv_cache_transfer_latency: 5\n"
+)
+MY_SCENARIO = "version: 1\nmodel: {name: Qwen/Qwen2.5-1.5B-Instruct}\n"
+HELM_INSTALL = "helm install needs a cluster; tests/unit/test_chart.py renders and lints the chart"
+
+HOW: dict[str, Run | Covered | Needs] = {
+    "README.md#1": Covered("tests/docs/test_doc_commands.py::test_make_targets_of_the_quick_start"),
+    "README.md#2": Run(server="default", expect=('"chat.completion"',)),
+    "README.md#3": Run(server="default"),
+    "README.md#4": Run(
+        cwd="project",
+        replace=(
+            (
+                'make run ARGS="scenarios/slow-ttft.yaml --port 9000"',
+                'make -n run ARGS="scenarios/slow-ttft.yaml --port 9000"',
+            ),
+            (
+                ".venv/bin/llmsim run --set latency.time-to-first-token=500ms --set "
+                "engine.max-num-seqs=8",
+                ".venv/bin/llmsim plan --set latency.time-to-first-token=500ms --set "
+                "engine.max-num-seqs=8",
+            ),
+        ),
+        expect=("slow-ttft.yaml: ok", "llmsim run scenarios/slow-ttft.yaml --port 9000", "500ms"),
+    ),
+    "docs/admin.md#1": Run(server="default", expect=('"time-to-first-token"',)),
+    "docs/datasets.md#1": Run(
+        files=(("conversations.jsonl", CONVERSATIONS),),
+        replace=(("data/chat.sqlite3", "chat.sqlite3"),),
+        expect=("rows to chat.sqlite3",),
+    ),
+    "docs/deployment.md#1": Needs("podman", "building the image needs podman or docker"),
+    "docs/deployment.md#2": Needs("podman", "running the image needs podman or docker"),
+    "docs/deployment.md#3": Needs(
+        "kubectl",
+        "helm install needs a cluster; the chart is "
+        "rendered and linted by tests/unit/test_chart.py",
+    ),
+    "docs/deployment.md#4": Needs(
+        "kubectl",
+        "helm install needs a cluster; the chart is "
+        "rendered and linted by tests/unit/test_chart.py",
+    ),
+    "docs/kv-cache.md#1": Covered(
+        "tests/integration/test_kv_cache.py::"
+        "test_events_carry_the_llm_d_hash_chain_and_prefix_hits_KV_2_KV_4_KV_5_ZMQ_1"
+    ),
+    "docs/lora.md#1": Run(
+        cwd="project",
+        replace=((".venv/bin/llmsim run scenarios/multi-lora.yaml --port 8000 &", ""),),
+        server="scenarios/multi-lora.yaml",
+        expect=(
+            "LoRA adapter 'new-lora' added successfully",
+            "LoRA adapter 'new-lora' removed successfully",
+            "vllm:lora_requests_info",
+        ),
+    ),
+    "docs/performance.md#1": Covered("tests/docs/test_doc_commands.py::test_bench_arguments_parse"),
+    "docs/robustness.md#1": Run(
+        cwd="project",
+        replace=(("--seconds 600 --warmup-seconds 60", "--seconds 4 --warmup-seconds 1"),),
+        expect=("soak: PASS",),
+    ),
+    "docs/scenarios.md#1": Run(
+        cwd="project",
+        files=(("my.yaml", MY_SCENARIO),),
+        replace=(("my.yaml", "{tmp}/my.yaml"), ("> scenario.schema.json", "> {tmp}/schema.json")),
+        expect=("scenarios/default.yaml: ok", '"valid": true', "scenario: unnamed"),
+    ),
+    "docs/upstream-flags.md#1": Run(files=(("sim-config.yaml", UPSTREAM_CONFIG),)),
+    "docs/upstream-flags.md#2": Run(files=(("sim-config.yaml", UPSTREAM_CONFIG),), expect=("ok",)),
+}
+
+
+@dataclass(frozen=True)
+class DocBlock:
+    key: str
+    language: str
+    text: str
+
+
+def doc_blocks() -> Iterator[DocBlock]:
+    """The command blocks of the docs, keyed ``file#n`` (n counts command blocks from 1)."""
+    for path in DOCS:
+        count = 0
+        for match in BLOCK.finditer(path.read_text()):
+            if match[1] in COMMAND_LANGUAGES:
+                count += 1
+                yield DocBlock(f"{path.relative_to(PROJECT_ROOT)}#{count}", match[1], match[2])
+
+
+BLOCKS = {block.key: block for block in doc_blocks()}
+
+
+def test_every_command_block_has_a_way() -> None:
+    missing = sorted(set(BLOCKS) - set(HOW))
+    gone = sorted(set(HOW) - set(BLOCKS))
+    assert not missing, f"doc blocks nobody exercises (add them to HOW): {missing}"
+    assert not gone, f"HOW names blocks the docs no longer have: {gone}"
+
+
+@pytest.mark.parametrize("key", sorted(k for k, how in HOW.items() if isinstance(how, Covered)))
+def test_covering_tests_exist(key: str) -> None:
+    how = HOW[key]
+    assert isinstance(how, Covered)
+    path, _, function = how.test.partition("::")
+    assert f"def {function}(" in (PROJECT_ROOT / path).read_text(), how.test
+
+
+@pytest.mark.parametrize("key", sorted(k for k, how in HOW.items() if isinstance(how, Needs)))
+def test_blocks_that_need_a_tool(key: str) -> None:
+    how = HOW[key]
+    assert isinstance(how, Needs)
+    if shutil.which(how.tool) is None:
+        pytest.skip(f"{key}: {how.reason}")
+    pytest.skip(f"{key}: {how.tool} is here, but this block changes the machine: run it by hand")
+
+
+RUNS = sorted(k for k, how in HOW.items() if isinstance(how, Run))
+
+
+@pytest.mark.parametrize("key", RUNS)
+def test_block_runs_as_written(key: str, tmp_path: Path, server_factory: ServerFactory) -> None:
+    how, block = HOW[key], BLOCKS[key]
+    assert isinstance(how, Run)
+    text, transcript = block.text, []
+    if any(line.startswith("$ ") for line in text.splitlines()):
+        # A console transcript: run the "$ " lines, expect the others in the output.
+        lines = text.splitlines()
+        transcript = [line for line in lines if line.strip() and not line.startswith("$ ")]
+        text = "\n".join(line[2:] for line in lines if line.startswith("$ "))
+    for old, new in how.replace:
+        text = text.replace(old, new.replace("{tmp}", str(tmp_path)))
+    for name, content in how.files:
+        (tmp_path / name).write_text(content)
+    if how.server is not None:
+        scenario = None if how.server == "default" else (PROJECT_ROOT / how.server).read_text()
+        server = server_factory(scenario)
+        text = text.replace("localhost:8000", f"127.0.0.1:{server.port}")
+    text = text.replace(".venv/bin/", f"{VENV_BIN}/")
+    cwd = PROJECT_ROOT if how.cwd == "project" else tmp_path
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    if block.language == "python":
+        command = [sys.executable, "-c", text]
+    else:
+        command = ["bash", "-euo", "pipefail", "-c", text]
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{key} failed:\n{text}\n---\n{output}"
+    assert '"error"' not in result.stdout, f"{key} answered an error:\n{output}"
+    for expected in (*how.expect, *transcript):
+        assert expected in output, f"{key}: {expected!r} not in:\n{output}"
+
+
+def test_make_targets_of_the_quick_start() -> None:
+    """``make test`` is what CI runs (``.ci/run``); ``make run`` serves the default scenario:
+    both targets exist and ``make run`` names ``llmsim run``."""
+    dry = subprocess.run(
+        ["make", "-n", "run", "test"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "llmsim run" in dry.stdout and "pytest" in dry.stdout
+    assert "make test" in (PROJECT_ROOT / ".ci" / "run").read_text()
+
+
+def test_bench_arguments_parse() -> None:
+    """Each ``make bench ARGS=...`` line of the docs parses (``bench/run.py --check-args``)."""
+    lines = [
+        line
+        for block in BLOCKS.values()
+        for line in block.text.splitlines()
+        if line.startswith("make bench")
+    ]
+    assert lines
+    for line in lines:
+        found = re.search(r'ARGS="([^"]*)"', line)
+        args = found[1].split() if found else []
+        result = subprocess.run(
+            [sys.executable, "bench/run.py", *args, "--check-args"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, f"{line}: {result.stderr}"
