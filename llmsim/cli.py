@@ -235,15 +235,42 @@ def scenario_schema_text() -> str:
 
 
 @app.command()
-def plan(scenario: ScenarioArg = None, set_: SetOption = None) -> None:
+def plan(
+    scenario: ScenarioArg = None,
+    set_: SetOption = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="OUT.png",
+            help=(
+                "Also draw the latency distributions and the phase timeline to this PNG"
+                " (needs matplotlib: pip install 'llmsim[plot]')."
+            ),
+        ),
+    ] = None,
+) -> None:
     """Print the runtime plan a scenario compiles to."""
     from llmsim.plan.compile import compile_scenario
     from llmsim.plan.describe import describe_plan
 
     loaded = _load_or_exit(scenario, list(set_ or []))
-    typer.echo(
-        describe_plan(compile_scenario(loaded), seed_given=loaded.seed is not None), nl=False
-    )
+    compiled = compile_scenario(loaded)
+    seed_given = loaded.seed is not None
+    if plot is not None:
+        from llmsim.plan.plot import PlotUnavailable, draw_plan
+
+        try:
+            draw_plan(compiled, plot, seed_given=seed_given)
+        except PlotUnavailable as exc:
+            typer.echo(f"llmsim plan: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            typer.echo(f"llmsim plan: cannot write {plot}: {exc}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(describe_plan(compiled, seed_given=seed_given), nl=False)
+    if plot is not None:
+        typer.echo(f"llmsim plan: plot written to {plot}", err=True)
 
 
 @app.command()

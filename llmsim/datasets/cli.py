@@ -2,11 +2,13 @@
 
 The app is made by ``make_app(load_tokenizer)`` so that the main CLI can pass a loader that
 knows more tokenizers than the simulated one. This module only parses arguments and reports;
-the work is done in ``llmsim.datasets.convert``.
+the work is done in ``llmsim.datasets.convert`` and ``llmsim.datasets.download``. Progress goes
+to stderr: a bar when it is a terminal, one plain line otherwise.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +16,8 @@ from typing import Annotated
 import typer
 
 from llmsim.datasets.convert import convert
-from llmsim.datasets.store import DEFAULT_TABLE
+from llmsim.datasets.download import ensure_dataset, human_size
+from llmsim.datasets.store import DEFAULT_TABLE, DatasetError
 from llmsim.engine.hf_tokenizer import load_hf_tokenizer
 from llmsim.engine.tokenizer import SimulatedTokenizer, Tokenizer
 from llmsim.errors import StartupError
@@ -33,18 +36,6 @@ def load_tokenizer(spec: str) -> Tokenizer:
     if Path(spec).exists():
         return load_hf_tokenizer(path=spec)
     return load_hf_tokenizer(model_id=spec)
-
-
-def human_size(size: int) -> str:
-    """A byte count for people: ``812 B``, ``12.3 kB``, ``1.2 MB``."""
-    if size < 1000:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 1000 or unit == "TB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 def make_app(tokenizers: TokenizerLoader = load_tokenizer) -> typer.Typer:
@@ -78,7 +69,12 @@ def make_app(tokenizers: TokenizerLoader = load_tokenizer) -> typer.Typer:
         """Build a SQLite response dataset from a ShareGPT-style JSON or JSONL file."""
         try:
             summary = convert(
-                source, output, tokenizers(tokenizer), table=table, overwrite=overwrite
+                source,
+                output,
+                tokenizers(tokenizer),
+                table=table,
+                overwrite=overwrite,
+                progress=True,
             )
         except StartupError as exc:  # a DatasetError, or a tokenizer that cannot be loaded
             typer.echo(f"error: {exc}", err=True)
@@ -87,6 +83,36 @@ def make_app(tokenizers: TokenizerLoader = load_tokenizer) -> typer.Typer:
             f"wrote {summary.rows} rows to {output} "
             f"(skipped {summary.skipped}, {human_size(summary.size_bytes)})"
         )
+
+    @app.command("download")
+    def download_command(
+        url: Annotated[str, typer.Argument(help="An http(s) URL of a dataset file.")],
+        output: Annotated[Path, typer.Argument(help="Where to save it.")],
+        overwrite: Annotated[
+            bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
+        ] = False,
+        timeout: Annotated[
+            float, typer.Option(help="Seconds to wait for the server at each step.", min=0.1)
+        ] = 60.0,
+    ) -> None:
+        """Download a dataset file (as a scenario's dataset url is fetched at start)."""
+        if output.exists() and not overwrite:
+            typer.echo(f"error: {output} already exists (pass --overwrite to replace it)", err=True)
+            raise typer.Exit(1)
+        # Into a fresh name first: an existing OUTPUT is replaced only by a complete download.
+        target = (
+            output.with_name(f".{output.name}.{os.getpid()}.new") if output.exists() else output
+        )
+        try:
+            ensure_dataset(target, url, progress=True, timeout=timeout)
+            if target != output:
+                os.replace(target, output)
+        except (DatasetError, OSError) as exc:
+            if target != output:
+                target.unlink(missing_ok=True)
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"downloaded {url} to {output} ({human_size(output.stat().st_size)})")
 
     return app
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from llmsim.datasets.download import ProgressCallback, ProgressOption, TerminalProgress
 from llmsim.datasets.store import (
     DEFAULT_TABLE,
     DatasetError,
@@ -55,7 +56,7 @@ def convert(
     output: Path,
     tokenizer: Tokenizer,
     table: str = DEFAULT_TABLE,
-    progress: bool = True,
+    progress: ProgressOption = None,
     overwrite: bool = False,
 ) -> ConvertSummary:
     """Write the dataset of the conversations in ``source`` to a new SQLite file ``output``.
@@ -65,7 +66,9 @@ def convert(
     ``user``/``assistant``) or OpenAI-style (``{"messages": [{"role", "content"}]}``).
     The file is built beside ``output`` and renamed into place once complete. Raises
     ``DatasetError`` when ``source`` cannot be read or ``output`` exists (unless
-    ``overwrite``).
+    ``overwrite``). ``progress`` is called with the conversations converted so far and their
+    number; True reports to stderr (a bar on a terminal, one line otherwise); None or False
+    (the default) report nothing.
     """
     source, output = Path(source), Path(output)
     if output.exists() and not overwrite:
@@ -90,13 +93,18 @@ def convert(
                 f"INSERT INTO {quote_identifier(table)} (prompt_hash, gen_tokens, n_gen_tokens) "
                 "VALUES (?, ?, ?)"
             )
-            with _progress_bar(progress, len(items)) as advance:
-                for item in items:
+            with _reporter(progress) as report:
+                total = len(items)
+                step = max(1, total // 1000)  # at most ~1000 reports, however many items
+                if report is not None:
+                    report(0, total)
+                for done, item in enumerate(items, 1):
                     item_rows, item_skipped = rows_of_item(item, tokenizer)
                     db.executemany(insert, item_rows)
                     rows += len(item_rows)
                     skipped += item_skipped
-                    advance()
+                    if report is not None and (done % step == 0 or done == total):
+                        report(done, total)
             db.execute(
                 f"CREATE INDEX {quote_identifier(table + '_prompt_hash')} "
                 f"ON {quote_identifier(table)} (prompt_hash)"
@@ -206,23 +214,13 @@ def _read_items(source: Path) -> list[Any]:
 
 
 @contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
-    """A progress bar over ``total`` items on stderr; yields the function that advances it."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress(
-        "converting",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-    with bar:
-        task = bar.add_task("convert", total=total)
-
-        def advance() -> None:
-            bar.advance(task)
-
-        yield advance
+def _reporter(progress: ProgressOption) -> Iterator[ProgressCallback | None]:
+    """The callback a ``progress`` argument stands for (True: a ``TerminalProgress`` on stderr,
+    closed on the way out)."""
+    if progress is True:
+        with TerminalProgress("converting", "conversations") as bar:
+            yield bar
+    elif progress is None or progress is False:
+        yield None
+    else:
+        yield progress
