@@ -11,7 +11,7 @@ IMAGE ?= llmsim:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,plot]'
 	touch $(STAMP)
 
 run: $(STAMP) ## Serve the built-in default scenario on port 8000 (ARGS="scenarios/x.yaml --port 9000").

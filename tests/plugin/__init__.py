@@ -1,0 +1,1 @@
+"""Tests of the llmsim pytest plugin (``llmsim_server``) and ``llmsim.serve``."""
