@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, free_port
 
 DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 COMMAND_LANGUAGES = {"sh", "bash", "console", "shell", "python"}
@@ -72,6 +72,8 @@ BENCHMARK_TOOLS = (
     "benchmark tools install from PyPI into their own venvs and run for 10 s each; "
     "measured by hand (figures in docs/benchmarking.md)"
 )
+PORTS = (("8001", "{free1}"), ("8002", "{free2}"))
+"""Doc blocks that start their own servers get free ports instead of the doc's."""
 HELM_INSTALL = "helm install needs a cluster; tests/unit/test_chart.py renders and lints the chart"
 
 HOW: dict[str, Run | Covered | Needs] = {
@@ -117,6 +119,27 @@ HOW: dict[str, Run | Covered | Needs] = {
     "docs/benchmarking.md#5": Needs("guidellm", BENCHMARK_TOOLS),
     "docs/benchmarking.md#6": Needs("aiperf", BENCHMARK_TOOLS),
     "docs/benchmarking.md#7": Needs("inference-perf", BENCHMARK_TOOLS),
+    "docs/cookbook.md#1": Run(
+        cwd="project",
+        replace=PORTS,
+        expect=('"brownout"', "vllm:num_requests_running"),
+    ),
+    "docs/cookbook.md#2": Run(
+        cwd="project",
+        replace=(*PORTS, ("/tmp/decode.yaml", "{tmp}/decode.yaml")),
+        expect=('"finish_reason":"remote_decode"', '"do_remote_prefill":true'),
+    ),
+    "docs/cookbook.md#3": Run(
+        cwd="project", replace=PORTS, expect=('running_lora_adapters="sql-lora"',)
+    ),
+    "docs/getting-started.md#1": Run(expect=("my-first.yaml: ok", "seed: 42")),
+    "docs/getting-started.md#2": Run(
+        files=(
+            ("my-first.yaml", "version: 1\nseed: 42\nmodel: {name: Qwen/Qwen2.5-1.5B-Instruct}\n"),
+        ),
+        replace=(("8000", "{free1}"),),
+        expect=('"chat.completion"', "vllm:time_to_first_token_seconds_count"),
+    ),
     "docs/datasets.md#1": Run(
         files=(("conversations.jsonl", CONVERSATIONS),),
         replace=(("data/chat.sqlite3", "chat.sqlite3"),),
@@ -243,8 +266,11 @@ def test_block_runs_as_written(key: str, tmp_path: Path, server_factory: ServerF
         lines = text.splitlines()
         transcript = [line for line in lines if line.strip() and not line.startswith("$ ")]
         text = "\n".join(line[2:] for line in lines if line.startswith("$ "))
+    places = {"{tmp}": str(tmp_path), "{free1}": str(free_port()), "{free2}": str(free_port())}
     for old, new in how.replace:
-        text = text.replace(old, new.replace("{tmp}", str(tmp_path)))
+        for place, value in places.items():
+            new = new.replace(place, value)
+        text = text.replace(old, new)
     for name, content in how.files:
         (tmp_path / name).write_text(content)
     if how.server is not None:
