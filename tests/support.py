@@ -7,7 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +130,34 @@ def start_upstream_server(
     port = free_port()
     command = [str(upstream_script()), *(arg.replace("{port}", str(port)) for arg in args)]
     return _launch("llm-d-inference-sim", command, port, timeout, env)
+
+
+@contextmanager
+def run_prometheus(binary: str, config: Path, folder: Path) -> Iterator[str]:
+    """A real Prometheus scraping as ``config`` says, its data in ``folder``, on a free loopback
+    port: its URL once ready; stopped on exit."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

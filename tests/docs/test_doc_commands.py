@@ -10,8 +10,10 @@ machine has not, and how it is checked instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -284,14 +286,33 @@ def test_block_runs_as_written(key: str, tmp_path: Path, server_factory: ServerF
         command = [sys.executable, "-c", text]
     else:
         command = ["bash", "-euo", "pipefail", "-c", text]
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{key} failed:\n{text}\n---\n{output}"
-    assert '"error"' not in result.stdout, f"{key} answered an error:\n{output}"
+    returncode, stdout, output = run_block(command, cwd, env, tmp_path)
+    assert returncode == 0, f"{key} failed:\n{text}\n---\n{output}"
+    assert '"error"' not in stdout, f"{key} answered an error:\n{output}"
     for expected in (*how.expect, *transcript):
         assert expected in output, f"{key}: {expected!r} not in:\n{output}"
+
+
+def run_block(
+    command: list[str], cwd: Path, env: dict[str, str], folder: Path
+) -> tuple[int, str, str]:
+    """Run a block in a session of its own, its output in files (servers it leaves in the
+    background must not hold a pipe open); whatever is left of the session is killed after.
+    The exit status, the standard output, and both outputs together."""
+    out, err = folder / "block.stdout", folder / "block.stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+        )
+        try:
+            returncode = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            returncode = -1
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return returncode, out.read_text(), out.read_text() + err.read_text()
 
 
 def test_make_targets_of_the_quick_start() -> None:

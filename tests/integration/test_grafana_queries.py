@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import ServerFactory
-from tests.support import PROJECT_ROOT, RunningServer, free_port
+from tests.support import PROJECT_ROOT, RunningServer, run_prometheus
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -61,32 +60,9 @@ def prometheus(simulator: RunningServer, tmp_path_factory: pytest.TempPathFactor
     job["static_configs"] = [{"targets": [f"127.0.0.1:{simulator.port}"]}]
     path = folder / "prometheus.yml"
     path.write_text(json.dumps(config))  # JSON is YAML
-    port = free_port()
     assert PROMETHEUS is not None
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={path}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+    with run_prometheus(PROMETHEUS, path, folder) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def promql(expr: str) -> str:

@@ -7,7 +7,6 @@ with a reason when it is absent, so a clone without it still passes ``make test`
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, free_port
+from tests.support import RunningServer, run_prometheus
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -42,32 +41,9 @@ def prometheus(simulator: RunningServer, tmp_path_factory: pytest.TempPathFactor
         "  - job_name: llmsim\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{simulator.port}']}}]\n"
     )
-    port = free_port()
     assert PROMETHEUS is not None
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+    with run_prometheus(PROMETHEUS, config, folder) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def query(prometheus: str, promql: str, expect: float | None = None, timeout: float = 20) -> float:
