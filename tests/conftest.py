@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,3 +34,18 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def steady_gc() -> Iterator[None]:
+    """No garbage-collector pauses in the test process while a test times the server: by the
+    time the integration tests run, earlier tests have left a large heap whose full collections
+    take hundreds of milliseconds, which a client-side clock would blame on the server."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()

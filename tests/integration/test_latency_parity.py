@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import ServerFactory
 from tests.support import PROJECT_ROOT, RunningServer
 
+pytestmark = pytest.mark.usefixtures("steady_gc")
+
 SLACK = 0.015
 """HTTP round trip and scheduling overhead allowed on top of a configured time."""
 

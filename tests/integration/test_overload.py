@@ -10,8 +10,11 @@ import resource
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import ServerFactory
+
+pytestmark = pytest.mark.usefixtures("steady_gc")
 
 RUNNING = 1000
 WAITING = 1000
