@@ -87,6 +87,42 @@ class KVPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class StepTimeModel:
+    """The batched engine's step duration (BLIS's beta coefficients), in seconds:
+    ``base + per_prefill_token x prompt tokens computed in the step + per_decode_token x
+    decoding sequences in the step + per_context_token x context tokens those sequences
+    attend to``, times a normal jitter of relative std-dev ``jitter`` (clamped at +-3 sigma)."""
+
+    base: float
+    per_prefill_token: float
+    per_decode_token: float
+    per_context_token: float = 0.0
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOverhead:
+    """Per-request time outside the engine's steps (BLIS's alpha coefficients), in seconds: a
+    request enters the waiting queue ``base + per_input_token x prompt tokens`` after it
+    arrives, and its end leaves ``per_output_token x output tokens`` after its last step."""
+
+    base: float = 0.0
+    per_input_token: float = 0.0
+    per_output_token: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedPlan:
+    """``engine.mode: batched``: one engine loop per rank (continuous batching)."""
+
+    step_time: StepTimeModel
+    request_overhead: RequestOverhead
+    max_num_batched_tokens: int
+    profile: str | None = None
+    """The profile the coefficients came from (its name or path), if any."""
+
+
+@dataclass(frozen=True, slots=True)
 class RuntimePlan:
     """Everything a running server needs, resolved from one scenario."""
 
@@ -116,3 +152,9 @@ class RuntimePlan:
     phases: tuple[PhaseWindow, ...] = ()
     rank: int = 0
     """This process's data-parallel rank (in KV-event batches, headers and /query)."""
+    batched: BatchedPlan | None = None
+    """The engine loop's settings with ``engine.mode: batched``; None: upstream's per-request
+    model."""
+    time_scale: float = 1.0
+    """``server.time-scale``: every simulated duration in this plan is already multiplied by
+    it (the compiler applies it); kept for reports."""
