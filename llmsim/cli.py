@@ -176,6 +176,8 @@ def validate(
 ) -> None:
     """Check scenario files; print every problem and exit 1 if there is any. An upstream flat
     config is accepted (mapped onto sections): the output says so, with its warnings."""
+    from llmsim.plan.describe import scenario_summary
+
     if format_ not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
     problems: list[ScenarioProblem] = []
@@ -189,6 +191,8 @@ def validate(
             found = exc.problems
         problems.extend(found)
         entry = {"file": str(file), "valid": not found, "problems": [p.as_dict() for p in found]}
+        if loaded is not None:
+            entry["summary"] = scenario_summary(loaded.scenario)
         if loaded is not None and loaded.flat:
             entry["flat"] = True
             entry["warnings"] = [note.as_dict() for note in loaded.notes]
@@ -200,8 +204,8 @@ def validate(
                 typer.echo(f"{file}: ok (an upstream flat config, mapped onto scenario sections)")
                 for note in loaded.notes:
                     typer.echo(str(note))
-            elif not found:
-                typer.echo(f"{file}: ok")
+            elif loaded is not None:
+                typer.echo(f"{file}: ok ({scenario_summary(loaded.scenario)})")
     if format_ == "json":
         typer.echo(json.dumps(report, indent=2))
     raise typer.Exit(1 if problems else 0)

@@ -1,4 +1,10 @@
-"""``compile_scenario``: from a validated scenario to a ``RuntimePlan``."""
+"""``compile_scenario``: from a validated scenario to a ``RuntimePlan``.
+
+``server.time-scale`` is applied here and nowhere else: every simulated duration of the plan
+(latency samplers, per-token jitter, rule stalls, phase windows, the batched engine's step time
+and request overhead) comes out multiplied by it. Real-world durations (fake-metrics refresh,
+shutdown timeout) are not scaled. With time-scale 1 the plan is exactly the unscaled one.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,53 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
-from llmsim.plan.phases import windows
-from llmsim.plan.plan import KVPlan, LatencyPlan, ModelPlan, RuntimePlan
-from llmsim.plan.rules import compile_rule
+from llmsim.errors import ScenarioError, ScenarioProblem
+from llmsim.plan.phases import PhaseWindow, windows
+from llmsim.plan.plan import (
+    BatchedPlan,
+    KVPlan,
+    LatencyPlan,
+    ModelPlan,
+    RequestOverhead,
+    RuntimePlan,
+    StepTimeModel,
+)
+from llmsim.plan.rules import CompiledRule, compile_rule
 from llmsim.plan.samplers import build_sampler
 from llmsim.scenario.checks import merge
 from llmsim.scenario.kv_cache import KVCacheSection
 from llmsim.scenario.loader import InvalidScenario, describe_validation_errors, validate_data
-from llmsim.scenario.model import LatencySection, Scenario
+from llmsim.scenario.model import EngineSection, LatencySection, Scenario
 from llmsim.scenario.overlays import overlay_data, section_data
+from llmsim.scenario.profiles import ProfileError, load_profile
+from llmsim.scenario.sections import (
+    DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    DEFAULT_STEP_TIME,
+    fields_of,
+)
 
 log = logging.getLogger("llmsim")
 
 
-def compile_latency(latency: LatencySection) -> LatencyPlan:
-    """Samplers for every latency key, and the calculator rules resolved (LAT-2, LAT-4)."""
+def compile_latency(latency: LatencySection, time_scale: float = 1.0) -> LatencyPlan:
+    """Samplers for every latency key, and the calculator rules resolved (LAT-2, LAT-4);
+    every duration multiplied by ``time_scale``."""
     legacy = latency.latency_calculator in (None, "")
     per_token = latency.latency_calculator == "per-token"
     return LatencyPlan(
         time_to_first_token=build_sampler(
-            latency.time_to_first_token, latency.time_to_first_token_std_dev
+            latency.time_to_first_token, latency.time_to_first_token_std_dev, time_scale
         ),
         inter_token_latency=build_sampler(
-            latency.inter_token_latency, latency.inter_token_latency_std_dev
+            latency.inter_token_latency, latency.inter_token_latency_std_dev, time_scale
         ),
         per_token_prefill=per_token
         or (legacy and _is_zero(latency.time_to_first_token, latency.time_to_first_token_std_dev)),
-        prefill_overhead=build_sampler(latency.prefill_overhead),
-        prefill_time_per_token=build_sampler(latency.prefill_time_per_token),
-        prefill_time_std_dev=latency.prefill_time_std_dev,
+        prefill_overhead=build_sampler(latency.prefill_overhead, time_scale=time_scale),
+        prefill_time_per_token=build_sampler(latency.prefill_time_per_token, time_scale=time_scale),
+        prefill_time_std_dev=latency.prefill_time_std_dev * time_scale,
         per_token_transfer=per_token
         or (
             legacy
@@ -44,15 +67,89 @@ def compile_latency(latency: LatencySection) -> LatencyPlan:
             )
         ),
         kv_cache_transfer_latency=build_sampler(
-            latency.kv_cache_transfer_latency, latency.kv_cache_transfer_latency_std_dev
+            latency.kv_cache_transfer_latency, latency.kv_cache_transfer_latency_std_dev, time_scale
         ),
-        kv_cache_transfer_time_per_token=build_sampler(latency.kv_cache_transfer_time_per_token),
-        kv_cache_transfer_time_std_dev=latency.kv_cache_transfer_time_std_dev,
+        kv_cache_transfer_time_per_token=build_sampler(
+            latency.kv_cache_transfer_time_per_token, time_scale=time_scale
+        ),
+        kv_cache_transfer_time_std_dev=latency.kv_cache_transfer_time_std_dev * time_scale,
         time_to_generate_image=build_sampler(
-            latency.time_to_generate_image, latency.time_to_generate_image_std_dev
+            latency.time_to_generate_image, latency.time_to_generate_image_std_dev, time_scale
         ),
         time_factor_under_load=latency.time_factor_under_load,
     )
+
+
+def compile_batched(engine: EngineSection, time_scale: float = 1.0) -> BatchedPlan | None:
+    """The engine loop's settings with ``engine.mode: batched`` (None otherwise). Each
+    coefficient comes from the scenario's key if set, else from the profile, else from the
+    default step time (no request overhead); durations multiplied by ``time_scale``."""
+    if engine.mode != "batched":
+        return None
+    step = dict(DEFAULT_STEP_TIME)
+    overhead = {"base": 0.0, "per_input_token": 0.0, "per_output_token": 0.0}
+    budget = DEFAULT_MAX_NUM_BATCHED_TOKENS
+    if engine.profile is not None:
+        try:
+            profile = load_profile(engine.profile).profile
+        except ProfileError as exc:
+            problem = ScenarioProblem("<scenario>", 1, 1, "engine.profile", str(exc))
+            raise ScenarioError([problem]) from None
+        step = fields_of(profile.step_time)
+        overhead = fields_of(profile.request_overhead)
+        budget = profile.engine.max_num_batched_tokens or budget
+    step.update(engine.step_time.given())
+    overhead.update(engine.request_overhead.given())
+    if engine.max_num_batched_tokens is not None:
+        budget = engine.max_num_batched_tokens
+    return BatchedPlan(
+        step_time=StepTimeModel(
+            base=step["base"] * time_scale,
+            per_prefill_token=step["per_prefill_token"] * time_scale,
+            per_decode_token=step["per_decode_token"] * time_scale,
+            per_context_token=step["per_context_token"] * time_scale,
+            jitter=step["jitter"] / 100.0,
+        ),
+        request_overhead=RequestOverhead(
+            base=overhead["base"] * time_scale,
+            per_input_token=overhead["per_input_token"] * time_scale,
+            per_output_token=overhead["per_output_token"] * time_scale,
+        ),
+        max_num_batched_tokens=budget,
+        profile=engine.profile,
+    )
+
+
+def _scaled_windows(scenario: Scenario, time_scale: float) -> tuple[PhaseWindow, ...]:
+    """The phase windows, their start and duration multiplied by ``time_scale``."""
+    found = windows(scenario.phases)
+    if time_scale == 1.0:
+        return found
+    return tuple(
+        replace(
+            window,
+            start=None if window.start is None else window.start * time_scale,
+            duration=None if window.duration is None else window.duration * time_scale,
+        )
+        for window in found
+    )
+
+
+def _compile_rules(scenario: Scenario, time_scale: float) -> tuple[CompiledRule, ...]:
+    """The rules, their latency overlays merged and compiled, stalls multiplied by
+    ``time_scale``."""
+    compiled = []
+    for index, rule in enumerate(scenario.rules):
+        latency = (
+            compile_latency(merge(scenario.latency, rule.latency), time_scale)
+            if rule.latency is not None
+            else None
+        )
+        one = compile_rule(index, rule, latency)
+        if time_scale != 1.0 and one.stall:
+            one = replace(one, stall=one.stall * time_scale)
+        compiled.append(one)
+    return tuple(compiled)
 
 
 def phase_plan(base: RuntimePlan, active: tuple[int, ...]) -> RuntimePlan:
@@ -131,6 +228,7 @@ def compile_scenario(
     if seed is None:
         seed = default_seed if default_seed is not None else time.time_ns()
     server = scenario.server
+    time_scale = server.time_scale
     rank = dp_rank if dp_rank is not None else max(server.data_parallel_rank, 0)
     return RuntimePlan(
         scenario=scenario,
@@ -153,7 +251,7 @@ def compile_scenario(
         ),
         max_num_seqs=scenario.engine.max_num_seqs,
         max_waiting_queue_length=scenario.engine.max_waiting_queue_length,
-        latency=compile_latency(latency),
+        latency=compile_latency(latency, time_scale),
         response_mode=scenario.responses.mode,
         dataset=scenario.responses.dataset,
         fake_metrics=scenario.metrics.fake_metrics,
@@ -161,16 +259,11 @@ def compile_scenario(
         enable_sleep_mode=scenario.server.enable_sleep_mode,
         failure_injection_rate=scenario.failures.failure_injection_rate,
         failure_types=tuple(scenario.failures.failure_types),
-        rules=tuple(
-            compile_rule(
-                index,
-                rule,
-                compile_latency(merge(latency, rule.latency)) if rule.latency is not None else None,
-            )
-            for index, rule in enumerate(scenario.rules)
-        ),
-        phases=windows(scenario.phases),
+        rules=_compile_rules(scenario, time_scale),
+        phases=_scaled_windows(scenario, time_scale),
         max_loras=scenario.lora.max_loras,
         lora_modules=tuple((m.name, m.path) for m in scenario.lora.lora_modules),
         fake_metrics_refresh_interval=scenario.metrics.fake_metrics_refresh_interval,
+        batched=compile_batched(scenario.engine, time_scale),
+        time_scale=time_scale,
     )

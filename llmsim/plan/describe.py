@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from llmsim.plan.plan import RuntimePlan
+from llmsim.plan.plan import BatchedPlan, RuntimePlan
+from llmsim.scenario.model import Scenario
+from llmsim.scenario.profiles import ProfileError, load_profile
 from llmsim.scenario.units import format_duration
 
 
@@ -41,10 +43,9 @@ def describe_plan(plan: RuntimePlan, seed_given: bool) -> str:
         f"  max-model-len: {plan.model.max_model_len} tokens",
         "server:",
         f"  listen: {plan.host}:{plan.port}",
+        f"  time-scale: {_time_scale(plan.time_scale)}",
         "engine:",
-        "  mode: per-request (upstream semantics)",
-        f"  max-num-seqs: {plan.max_num_seqs}",
-        f"  max-waiting-queue-length: {plan.max_waiting_queue_length}",
+        *_engine(plan),
         "latency:",
         f"  time-to-first-token: {ttft}",
         f"  inter-token-latency: {latency.inter_token_latency.describe()}",
@@ -61,6 +62,85 @@ def describe_plan(plan: RuntimePlan, seed_given: bool) -> str:
         *_timeline(plan),
     ]
     return "\n".join(lines) + "\n"
+
+
+def scenario_summary(scenario: Scenario) -> str:
+    """One line on how a validated scenario paces tokens, for ``llmsim validate``:
+    ``engine batched, profile llama-3.1-8b-h100-tp1, step-time base overridden; time-scale 0.1``.
+    """
+    engine = scenario.engine
+    parts = [f"engine {engine.mode}"]
+    if engine.mode == "batched":
+        parts.append(f"profile {engine.profile}" if engine.profile else "default step time")
+        overridden = [
+            f"{section} {', '.join(key.replace('_', '-') for key in given)}"
+            for section, given in (
+                ("step-time", engine.step_time.given()),
+                ("request-overhead", engine.request_overhead.given()),
+            )
+            if given
+        ]
+        if overridden:
+            parts.append(f"set: {'; '.join(overridden)}")
+    text = ", ".join(parts)
+    scale = scenario.server.time_scale
+    return text + (f"; time-scale {scale:g}" if scale != 1.0 else "")
+
+
+def _time_scale(scale: float) -> str:
+    if scale == 1.0:
+        return "1 (real time)"
+    pace = f"{1 / scale:g} times faster" if scale < 1 else f"{scale:g} times slower"
+    return f"{scale:g} ({pace} than real time; every duration below is already scaled)"
+
+
+def _engine(plan: RuntimePlan) -> list[str]:
+    batched = plan.batched
+    lines = [
+        "  mode: per-request (upstream semantics)"
+        if batched is None
+        else "  mode: batched (an engine loop: each step releases the tokens of every running"
+        " request)",
+        f"  max-num-seqs: {plan.max_num_seqs}",
+        f"  max-waiting-queue-length: {plan.max_waiting_queue_length}",
+    ]
+    if batched is not None:
+        lines += _batched(batched)
+    return lines
+
+
+def _batched(batched: BatchedPlan) -> list[str]:
+    lines = [f"  max-num-batched-tokens: {batched.max_num_batched_tokens}"]
+    if batched.profile is None:
+        lines.append("  profile: none (default step time, overridden by engine.step-time keys)")
+    else:
+        try:
+            profile = load_profile(batched.profile).profile
+        except ProfileError as exc:
+            lines.append(f"  profile: {batched.profile} ({exc})")
+        else:
+            lines.append(f"  profile: {batched.profile}: {profile.summary()}")
+            measured = profile.engine.model_dump(by_alias=True, exclude_none=True)
+            if measured:
+                settings = ", ".join(f"{key} {value}" for key, value in measured.items())
+                lines.append(f"    measured with {settings}")
+    step = batched.step_time
+    terms = [
+        format_duration(step.base),
+        f"{format_duration(step.per_prefill_token)} x prefill tokens",
+        f"{format_duration(step.per_decode_token)} x decoding sequences",
+    ]
+    if step.per_context_token:
+        terms.append(f"{format_duration(step.per_context_token)} x context tokens")
+    jitter = f", jitter {step.jitter * 100:g}% (normal)" if step.jitter else ""
+    lines.append(f"  step time: {' + '.join(terms)}{jitter}")
+    overhead = batched.request_overhead
+    lines.append(
+        f"  request overhead: {format_duration(overhead.base)} + "
+        f"{format_duration(overhead.per_input_token)} x prompt tokens before queueing, "
+        f"{format_duration(overhead.per_output_token)} x output tokens after the last step"
+    )
+    return lines
 
 
 def _rules(plan: RuntimePlan) -> list[str]:

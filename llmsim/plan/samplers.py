@@ -3,6 +3,7 @@
 A sampler turns a random source into a duration in seconds. Each is a small frozen object built
 once at plan time; sampling does no allocation beyond the float it returns. ``scale`` multiplies
 the location of the distribution (upstream's load factor scales the mean, not the jitter).
+``server.time-scale`` is different: it multiplies every sample (``time_scaled``).
 """
 
 from __future__ import annotations
@@ -155,8 +156,39 @@ class Empirical:
         return f"empirical ({knots})"
 
 
-def build_sampler(declared: object, std_dev: float = 0.0) -> Sampler:
-    """The sampler for a latency key's value (a duration in seconds, or a distribution)."""
+@dataclass(frozen=True, slots=True)
+class TimeScaled:
+    """Another sampler's durations multiplied by ``factor`` (``server.time-scale``): the whole
+    distribution is stretched or shrunk, its spread and clamping bounds included."""
+
+    sampler: Sampler
+    factor: float
+
+    def sample(self, rng: random.Random, scale: float = 1.0) -> float:
+        return self.sampler.sample(rng, scale) * self.factor
+
+    def describe(self) -> str:
+        return f"{self.sampler.describe()}, x{self.factor:g} (time-scale)"
+
+
+def time_scaled(sampler: Sampler, factor: float) -> Sampler:
+    """``sampler`` with every duration it draws multiplied by ``factor``: itself for 1, a
+    ``Constant`` for a constant (so constant latencies stay recognisably constant), else a
+    ``TimeScaled`` wrapper."""
+    if factor == 1.0:
+        return sampler
+    if isinstance(sampler, Constant):
+        return Constant(sampler.value * factor)
+    return TimeScaled(sampler, factor)
+
+
+def build_sampler(declared: object, std_dev: float = 0.0, time_scale: float = 1.0) -> Sampler:
+    """The sampler for a latency key's value (a duration in seconds, or a distribution), its
+    durations multiplied by ``time_scale``."""
+    return time_scaled(_declared_sampler(declared, std_dev), time_scale)
+
+
+def _declared_sampler(declared: object, std_dev: float) -> Sampler:
     if isinstance(declared, float | int):
         if std_dev > 0:
             return UpstreamNormal(float(declared), std_dev)

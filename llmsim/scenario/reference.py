@@ -68,11 +68,24 @@ def _is_duration(metadata: list[Any], annotation: Any) -> bool:
     )
 
 
+def _is_optional_duration(annotation: Any) -> bool:
+    """``Duration | None``: the duration's metadata sits inside the union."""
+    if get_origin(annotation) not in (types.UnionType, typing.Union):
+        return False
+    args = get_args(annotation)
+    return type(None) in args and any(
+        get_origin(arg) is typing.Annotated and _is_duration(list(arg.__metadata__), arg)
+        for arg in args
+    )
+
+
 def _type(annotation: Any, metadata: list[Any]) -> str:
     if _is_latency(annotation):
         return "duration or distribution"
     if _is_duration(metadata, annotation):
         return "duration"
+    if _is_optional_duration(annotation):
+        return "duration or null"
     return _type_name(annotation)
 
 

@@ -5,13 +5,14 @@ Leaf keys keep the upstream simulator's kebab-case names; defaults are the upstr
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from llmsim.scenario.base import Section
 from llmsim.scenario.distributions import UPSTREAM_MAX_STD_DEV_SHARE, LatencyValue
 from llmsim.scenario.failures import Percentage
+from llmsim.scenario.profiles import ProfileError, check_jitter, load_profile
 from llmsim.scenario.units import Duration, format_duration
 
 DEFAULT_MODEL_NAME = "Qwen/Qwen2.5-1.5B-Instruct"
@@ -116,6 +117,16 @@ class ServerSection(Section):
         default=False,
         description="Log every HTTP request (method, path, status): the access log.",
     )
+    time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description=(
+            "Every simulated duration (latencies, step times, stalls, phase times,"
+            " startup-duration) is multiplied by this: 0.1 runs ten times faster than real time."
+        ),
+    )
 
     @model_validator(mode="after")
     def _tls(self) -> ServerSection:
@@ -128,8 +139,85 @@ class ServerSection(Section):
         return self
 
 
+def fields_of(section: Section, given_only: bool = False) -> dict[str, Any]:
+    """A section's values by field name, as Python values (durations in seconds: unlike
+    ``model_dump``, no serializer runs); ``given_only``: the ones that are not None."""
+    values = {name: getattr(section, name) for name in type(section).model_fields}
+    return {k: v for k, v in values.items() if v is not None} if given_only else values
+
+
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048
+"""vLLM V1's token budget per step for online serving."""
+
+DEFAULT_STEP_TIME: dict[str, float] = {
+    "base": 0.005,
+    "per_prefill_token": 50e-6,
+    "per_decode_token": 200e-6,
+    "per_context_token": 0.0,
+    "jitter": 0.0,
+}
+"""The batched engine's step time with no profile (seconds; jitter in percent)."""
+
+
+class StepTimeSection(Section):
+    """batched: one engine step's duration; each key set overrides the profile's.
+
+    Without a profile, unset keys take the default step time: 5ms + 50us x prefill tokens +
+    200us x decoding sequences, no jitter.
+    """
+
+    base: Duration | None = Field(
+        default=None, description="Fixed time of every step. Default: the profile's, else 5ms."
+    )
+    per_prefill_token: Duration | None = Field(
+        default=None,
+        description="Per prompt token computed in the step. Default: the profile's, else 50us.",
+    )
+    per_decode_token: Duration | None = Field(
+        default=None,
+        description="Per sequence decoding in the step. Default: the profile's, else 200us.",
+    )
+    per_context_token: Duration | None = Field(
+        default=None,
+        description="Per context token the decoding sequences attend to. Default: profile's, or 0.",
+    )
+    jitter: Percentage | None = Field(
+        default=None,
+        description="Relative std-dev of a step (normal), at most 30%. Default: profile's, or 0.",
+    )
+
+    _jitter = field_validator("jitter")(check_jitter)
+
+    def given(self) -> dict[str, float]:
+        """The keys set, by field name."""
+        return fields_of(self, given_only=True)
+
+
+class RequestOverheadSection(Section):
+    """batched: per-request time outside the steps; each key set overrides the profile's.
+
+    Without a profile, unset keys are 0.
+    """
+
+    base: Duration | None = Field(
+        default=None, description="From arrival to the waiting queue. Default: profile's, or 0."
+    )
+    per_input_token: Duration | None = Field(
+        default=None,
+        description="Arrival to the waiting queue, per prompt token. Default: profile's, or 0.",
+    )
+    per_output_token: Duration | None = Field(
+        default=None,
+        description="From the last step to the end, per output token. Default: profile's, or 0.",
+    )
+
+    def given(self) -> dict[str, float]:
+        """The keys set, by field name."""
+        return fields_of(self, given_only=True)
+
+
 class EngineSection(Section):
-    """The simulated engine's capacity."""
+    """The simulated engine: its capacity, and how it paces tokens."""
 
     max_num_seqs: int = Field(default=5, ge=1, description="Requests running at once.")
     max_waiting_queue_length: int = Field(
@@ -137,6 +225,53 @@ class EngineSection(Section):
         ge=0,
         description="Requests that may wait for a slot; more are rejected with 429. 0: no queue.",
     )
+    mode: Literal["per-request", "batched"] = Field(
+        default="per-request",
+        description=(
+            "per-request: upstream's model (TTFT and ITL sampled per request); batched: an"
+            " engine loop whose steps release the tokens of every running request together."
+        ),
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "batched: tokens computed per step (chunked prefill). Default: the profile's, else"
+            f" {DEFAULT_MAX_NUM_BATCHED_TOKENS}."
+        ),
+    )
+    step_time: StepTimeSection = StepTimeSection()
+    request_overhead: RequestOverheadSection = RequestOverheadSection()
+    profile: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "batched: a shipped profile's name (llmsim/profiles/), or the path of a profile"
+            " file (relative to the working directory)."
+        ),
+    )
+
+    @field_validator("max_num_batched_tokens", "step_time", "request_overhead", "profile")
+    @classmethod
+    def _batched_only(cls, value: object, info: ValidationInfo) -> object:
+        if info.data.get("mode", "batched") == "batched" or value is None:
+            return value
+        if isinstance(value, StepTimeSection | RequestOverheadSection) and not value.given():
+            return value
+        raise ValueError(
+            "applies to engine.mode: batched (engine.mode is per-request): set"
+            " engine.mode: batched, or remove this key"
+        )
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                load_profile(value)
+            except ProfileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 def check_std_dev(std_dev: float, info: ValidationInfo) -> float:

@@ -67,11 +67,29 @@ def test_validate_json_format_for_machines(tmp_path: Path) -> None:
     result = llmsim("validate", "--format", "json", str(good), str(bad))
     assert result.returncode == 1
     report = json.loads(result.stdout)
-    assert report[0] == {"file": str(good), "valid": True, "problems": []}
+    assert report[0] == {
+        "file": str(good),
+        "valid": True,
+        "problems": [],
+        "summary": "engine per-request",
+    }
     assert report[1]["valid"] is False
     assert report[1]["problems"] == [
         {"file": str(bad), "line": 2, "col": 1, "key": "bogus", "message": "unknown key"}
     ]
+
+
+def test_validate_says_how_a_scenario_paces_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "fast.yaml"
+    path.write_text(
+        "version: 1\nserver: {time-scale: 0.1}\n"
+        "engine: {mode: batched, profile: llama-3.1-8b-h100-tp1}\n"
+    )
+    result = llmsim("validate", str(path))
+    assert result.returncode == 0
+    assert result.stdout == (
+        f"{path}: ok (engine batched, profile llama-3.1-8b-h100-tp1; time-scale 0.1)\n"
+    )
 
 
 def test_committed_schema_matches_what_llmsim_schema_prints() -> None:

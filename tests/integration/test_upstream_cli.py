@@ -249,7 +249,7 @@ def test_migrate_command_writes_a_scenario_that_validates(tmp_path: Path) -> Non
     assert text.startswith("# Written by `llmsim migrate`")
     assert "version: 1\n" in text
     assert "  max-num-seqs: 3\n" in text
-    assert llmsim("validate", str(output)).stdout == f"{output}: ok\n"
+    assert llmsim("validate", str(output)).stdout == f"{output}: ok (engine per-request)\n"
     refused = llmsim("migrate", str(output))
     assert refused.returncode == 1
     assert "already a scenario" in refused.stderr
