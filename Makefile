@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 IMAGE ?= llmsim:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: run test lint format schema bench clean image lint-image
+.PHONY: run test lint format schema bench clean image lint-image doc-blocks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(STAMP) ## llmsim beside the bare-ASGI floor in one table (installs wrk 
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	$(BIN)/python bench/run.py $(ARGS)
+
+doc-blocks: $(STAMP) ## Run the doc blocks the doc-test cannot (image, Helm, benchmark tools) and report.
+	$(BIN)/python bench/doc_blocks.py $(ARGS)
 
 image: ## Build the container image $(IMAGE) from the Containerfile with podman, else docker.
 	@engine=$$(command -v podman || command -v docker) \

@@ -1,15 +1,16 @@
 """The ``/metrics`` collector: vLLM's metric families, computed at scrape time (MET-1 to MET-4).
 
-Every series carries ``model_name`` = the first served name. Gauges are read from the engine at
-each scrape, so they always match it. With fake metrics configured, every family reports the
-fake values instead and nothing real is reported (FAKE-5, stricter than upstream).
+Every engine series carries ``model_name`` = the first served name. Gauges are read from the
+engine at each scrape, so they always match it. With fake metrics configured, every engine family
+reports the fake values instead and nothing real is reported (FAKE-5, stricter than upstream).
+The API server's ``http_requests_total`` counts HTTP traffic, not the engine: it stays real.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -132,6 +133,8 @@ class ExpositionState:
     fake: FakeMetrics | None
     fake_refresh_interval: float
     active_phase: Callable[[], str | None] = lambda: None
+    http_requests: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    """``(method, status group, handler)`` -> HTTP requests (``http_requests_total``)."""
 
 
 class SimulatorCollector(Collector):
@@ -192,6 +195,8 @@ class SimulatorCollector(Collector):
         cache.add_metric([str(state.block_size), str(state.num_gpu_blocks)], 1.0)
         yield cache
         yield from self._counters(labels)
+        if self.recorder.engine_loop and fake is None:
+            yield from self._engine_loop(labels)
         for spec in HISTOGRAMS:
             histogram = getattr(self.recorder, spec.attribute)
             if fake is not None:
@@ -206,6 +211,26 @@ class SimulatorCollector(Collector):
         )
         info.add_metric([state.model_name, state.scenario_name, state.active_phase() or ""], 1.0)
         yield info
+        yield self._http_requests()
+
+    def _engine_loop(self, labels: list[str]) -> Iterator[Metric]:
+        """The batched engine's own families, as vLLM names them."""
+        recorder = self.recorder
+        preemptions = CounterMetricFamily(
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            labels=["model_name"],
+        )
+        preemptions.add_metric(labels, recorder.num_preemptions_total)
+        yield preemptions
+        tokens = recorder.iteration_tokens
+        family = HistogramMetricFamily(
+            "vllm:iteration_tokens_total",
+            "Histogram of number of tokens per engine_step.",
+            labels=["model_name"],
+        )
+        family.add_metric(labels, tokens.cumulative(), sum_value=tokens.sum)
+        yield family
 
     def _gauge(self, name: str, documentation: str, value: float) -> GaugeMetricFamily:
         family = GaugeMetricFamily(name, documentation, labels=["model_name"])
@@ -274,6 +299,19 @@ class SimulatorCollector(Collector):
         for reason, count in sorted(reasons.items()):
             success.add_metric([*labels, reason], count)
         yield success
+
+    def _http_requests(self) -> CounterMetricFamily:
+        """vLLM's API-server request counter (prometheus-fastapi-instrumentator's default
+        ``http_requests_total``). It counts HTTP traffic, not the engine: fake metrics do not
+        replace it. A series appears with its first request, as in vLLM."""
+        family = CounterMetricFamily(
+            "http_requests",
+            "Total number of requests by method, status and handler.",
+            labels=["method", "status", "handler"],
+        )
+        for labels, count in sorted(self.state.http_requests.items()):
+            family.add_metric(list(labels), count)
+        return family
 
     @staticmethod
     def _fake_histogram(shape: Histogram, counts: list[int] | None) -> Histogram:

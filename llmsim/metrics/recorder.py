@@ -11,6 +11,7 @@ import time
 from bisect import bisect_left
 
 from llmsim.metrics.buckets import (
+    ITERATION_TOKEN_BUCKETS,
     REQUEST_LATENCY_BUCKETS,
     TPOT_BUCKETS,
     TTFT_BUCKETS,
@@ -45,6 +46,10 @@ class MetricsRecorder:
         self.prefix_cache_hits_total = 0
         self.prefix_cache_queries_total = 0
         self.request_success_total = dict.fromkeys(FINISH_REASONS, 0)
+        self.engine_loop = False
+        """Whether the batched engine runs: its families are exported only then."""
+        self.iteration_tokens = Histogram(ITERATION_TOKEN_BUCKETS)
+        self.num_preemptions_total = 0
         self.lora_requests_info: dict[tuple[str, str], float] = {("", ""): time.time()}
         """``(running adapters, waiting adapters)`` -> Unix time that pair was last current."""
 

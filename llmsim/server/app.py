@@ -39,6 +39,7 @@ from llmsim.server.generation import (
     HttpSettings,
     request_headers,
 )
+from llmsim.server.http_metrics import CountedSend
 from llmsim.server.messages import MessagesEndpoint
 from llmsim.server.openapi import document_api
 from llmsim.server.pacer import TokenPacer
@@ -55,7 +56,8 @@ HEADER_PATHS = frozenset(
 
 class LlmsimApp:
     """Routes generation endpoints to lean ASGI apps and everything else to FastAPI; checks
-    the API key on ``/v1/*`` (vLLM's ``--api-key``)."""
+    the API key on ``/v1/*`` (vLLM's ``--api-key``); counts requests by handler, method and
+    status (``http_requests_total``, see http_metrics.py)."""
 
     def __init__(
         self,
@@ -70,6 +72,8 @@ class LlmsimApp:
         self.simulator = simulator
         self.http = http
         self.api_key = api_key
+        self.requests = simulator.http_requests
+        self._lean_handlers = {path: self.requests.handler(path) for path in lean_routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -80,6 +84,7 @@ class LlmsimApp:
                 and path.startswith("/v1/")
                 and not _authorized(request_headers(scope), self.api_key)
             ):
+                # Not counted: vLLM's API-key middleware sits outside its request counter.
                 denied = Unauthorized("Unauthorized")
                 write = route.endpoint.error_body if route is not None else body_for
                 await _send_error(send, denied.status, write(denied))
@@ -87,13 +92,28 @@ class LlmsimApp:
             if path in HEADER_PATHS:
                 send = self._with_headers(scope, send)
             if route is not None:
-                if scope["method"] == "POST":
-                    await route(scope, receive, send)
+                method = scope["method"]
+                handler = self._lean_handlers[path]
+                if method == "POST":
+                    # Counted as its status line goes out; with none, as 500 when it failed,
+                    # else as 200: its client went away first (vLLM has sent a stream's status
+                    # line by then, and answers a cancelled request with 200).
+                    counted = CountedSend(send, self.requests, method, handler, None)
+                    try:
+                        await route(scope, receive, counted)
+                    except BaseException:
+                        counted.start(500)
+                        raise
+                    if not counted.started:
+                        counted.start(200)
                     return
                 error = MethodNotAllowed("Method Not Allowed")
+                self.requests.count(method, error.status, handler)
                 body = route.endpoint.error_body(error)
                 await _send_error(send, error.status, body, [(b"allow", b"POST")])
                 return
+            await self.api(scope, receive, self.requests.send(send, scope))
+            return
         await self.api(scope, receive, send)
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:

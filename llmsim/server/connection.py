@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from llmsim.errors import PayloadTooLarge
+from llmsim.server.http_metrics import CountedSend
 from llmsim.server.json_bytes import json_bytes
 
 Scope = MutableMapping[str, Any]
@@ -35,12 +36,16 @@ class Connection:
     """The request side and the response side of one lean-route exchange."""
 
     __slots__ = (
-        "_receive", "_send", "_started", "_task", "_watcher", "disconnected", "finished",
-        "headers",
+        "_counted", "_receive", "_send", "_started", "_task", "_watcher", "disconnected",
+        "finished", "headers",
     )  # fmt: skip
 
     def __init__(self, receive: Receive, send: Send):
         self._receive = receive
+        self._counted: CountedSend | None = None
+        if type(send) is CountedSend:
+            self._counted = send
+            send = send.send
         self._send = send
         self.headers: list[tuple[bytes, bytes]] = []
         """Headers added to a successful response (pod identity, request id)."""
@@ -119,6 +124,8 @@ class Connection:
         self._started = True
         length = (b"content-length", b"%d" % len(body))
         headers = [*headers, *self.headers, length] if status == 200 else [*headers, length]
+        if self._counted is not None:
+            self._counted.start(status)
         await self._send({"type": "http.response.start", "status": status, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -129,6 +136,8 @@ class Connection:
     async def _start_stream(self) -> None:
         self._started = True
         headers = SSE_HEADERS + self.headers if self.headers else SSE_HEADERS
+        if self._counted is not None:
+            self._counted.start(200)
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def body_sender(self) -> Send:

@@ -20,6 +20,7 @@ from llmsim.errors import StartupError
 from llmsim.events.publisher import KVEventPublisher
 from llmsim.metrics.collector import ExpositionState, SimulatorCollector
 from llmsim.plan.plan import RuntimePlan
+from llmsim.server.http_metrics import HttpRequests
 
 PHASE_CHECK_INTERVAL = 0.25
 
@@ -36,6 +37,7 @@ class Simulator:
         self.publisher = _publisher(plan, environ)
         if self.engine.kv is not None:
             self.engine.kv.sink = self.publisher
+        self.http_requests = HttpRequests()
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = SimulatorCollector(self.engine.metrics, self._exposition(plan))
         self.registry.register(self.collector)
@@ -44,7 +46,9 @@ class Simulator:
         """The server is up: phases start counting, readiness waits for ``startup-duration``;
         open the KV-event sockets, if any."""
         self.engine.phases.mark_ready()
-        self._ready_at = time.monotonic() + self.plan.scenario.server.startup_duration
+        self._ready_at = time.monotonic() + (
+            self.plan.scenario.server.startup_duration * self.plan.time_scale
+        )
         if self.plan.phases:
             self._ticker = asyncio.get_running_loop().create_task(self._follow_phases())
         if self.publisher is not None:
@@ -100,6 +104,7 @@ class Simulator:
             fake=plan.fake_metrics,
             fake_refresh_interval=plan.fake_metrics_refresh_interval,
             active_phase=self.engine.phases.active_name,
+            http_requests=self.http_requests.totals,
         )
 
     def _kv_usage(self) -> float:

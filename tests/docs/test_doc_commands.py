@@ -1,33 +1,33 @@
 """Every command block of the docs is exercised, so the docs cannot rot silently.
 
-The ``sh``/``console`` and ``python`` blocks of README.md and docs/*.md are collected; each must
-have an entry in ``HOW`` (a new block without one fails ``test_every_command_block_has_a_way``).
-An entry either runs the block — as written, with the doc's ``localhost:8000`` pointed at a
-simulator this test started and ``.venv/bin/`` at this interpreter's — or names the test that
-runs the same command (its file and function must exist), or what the block needs that a test
-machine has not, and how it is checked instead.
+The ``sh``/``console`` and ``python`` blocks of README.md and docs/*.md are collected
+(tests/docs/blocks.py); each must have an entry in ``HOW`` (a new block without one fails
+``test_every_command_block_has_a_way``). An entry either runs the block — as written, with the
+doc's ``localhost:8000`` pointed at a simulator this test started and ``.venv/bin/`` at this
+interpreter's — or names the test that runs the same command (its file and function must
+exist), or says what the block needs that a test machine has not: ``bench/doc_blocks.py``
+(``make doc-blocks``) runs those, and must know exactly the blocks marked so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ServerFactory
+from tests.docs.blocks import doc_blocks
 from tests.support import PROJECT_ROOT, free_port
 
-DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
-COMMAND_LANGUAGES = {"sh", "bash", "console", "shell", "python"}
-BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+DOC_BLOCKS_SCRIPT = "bench/doc_blocks.py"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -55,11 +55,11 @@ class Covered:
 
 @dataclass(frozen=True)
 class Needs:
-    """The block needs what a test machine has not (a container engine, a cluster, tools
-    installed from PyPI into venvs of their own): ``reason`` says how it is checked instead."""
+    """The block needs ``tool``, which a test machine has not (a container engine, a cluster,
+    benchmark clients installed from PyPI into venvs of their own): ``bench/doc_blocks.py``
+    runs it (``make doc-blocks``), or says why it cannot and runs what it can."""
 
     tool: str
-    reason: str
 
 
 CONVERSATIONS = (
@@ -70,13 +70,8 @@ UPSTREAM_CONFIG = (
     "max-cpu-loras: 1\ntime-to-first-token: 100\nkv_cache_transfer_latency: 5\n"
 )
 MY_SCENARIO = "version: 1\nmodel: {name: Qwen/Qwen2.5-1.5B-Instruct}\n"
-BENCHMARK_TOOLS = (
-    "benchmark tools install from PyPI into their own venvs and run for 10 s each; "
-    "measured by hand (figures in docs/benchmarking.md)"
-)
 PORTS = (("8001", "{free1}"), ("8002", "{free2}"))
 """Doc blocks that start their own servers get free ports instead of the doc's."""
-HELM_INSTALL = "helm install needs a cluster; tests/unit/test_chart.py renders and lints the chart"
 
 HOW: dict[str, Run | Covered | Needs] = {
     "README.md#1": Covered("tests/docs/test_doc_commands.py::test_make_targets_of_the_quick_start"),
@@ -117,10 +112,15 @@ HOW: dict[str, Run | Covered | Needs] = {
         ),
         expect=("40ms",),
     ),
-    "docs/benchmarking.md#4": Needs("guidellm", BENCHMARK_TOOLS),
-    "docs/benchmarking.md#5": Needs("guidellm", BENCHMARK_TOOLS),
-    "docs/benchmarking.md#6": Needs("aiperf", BENCHMARK_TOOLS),
-    "docs/benchmarking.md#7": Needs("inference-perf", BENCHMARK_TOOLS),
+    "docs/benchmarking.md#4": Needs("pip venvs"),
+    "docs/benchmarking.md#5": Needs("guidellm"),
+    "docs/benchmarking.md#6": Needs("aiperf"),
+    "docs/benchmarking.md#7": Needs("inference-perf"),
+    "docs/benchmarking.md#8": Run(
+        cwd="project",
+        replace=(("make doc-blocks", "make -n doc-blocks"),),
+        expect=("bench/doc_blocks.py guidellm aiperf", "docs/benchmarking.md#5", "guidellm"),
+    ),
     "docs/cookbook.md#1": Run(
         cwd="project",
         replace=PORTS,
@@ -153,18 +153,10 @@ HOW: dict[str, Run | Covered | Needs] = {
     "docs/scenarios.md#2": Covered(
         "tests/integration/test_plan_plot.py::test_plot_writes_a_png_and_still_prints_the_plan"
     ),
-    "docs/deployment.md#1": Needs("podman", "building the image needs podman or docker"),
-    "docs/deployment.md#2": Needs("podman", "running the image needs podman or docker"),
-    "docs/deployment.md#3": Needs(
-        "kubectl",
-        "helm install needs a cluster; the chart is "
-        "rendered and linted by tests/unit/test_chart.py",
-    ),
-    "docs/deployment.md#4": Needs(
-        "kubectl",
-        "helm install needs a cluster; the chart is "
-        "rendered and linted by tests/unit/test_chart.py",
-    ),
+    "docs/deployment.md#1": Needs("podman"),
+    "docs/deployment.md#2": Needs("podman"),
+    "docs/deployment.md#3": Needs("helm + cluster"),
+    "docs/deployment.md#4": Needs("helm + cluster"),
     "docs/kv-cache.md#1": Covered(
         "tests/integration/test_kv_cache.py::"
         "test_events_carry_the_llm_d_hash_chain_and_prefix_hits_KV_2_KV_4_KV_5_ZMQ_1"
@@ -220,23 +212,6 @@ HOW: dict[str, Run | Covered | Needs] = {
 }
 
 
-@dataclass(frozen=True)
-class DocBlock:
-    key: str
-    language: str
-    text: str
-
-
-def doc_blocks() -> Iterator[DocBlock]:
-    """The command blocks of the docs, keyed ``file#n`` (n counts command blocks from 1)."""
-    for path in DOCS:
-        count = 0
-        for match in BLOCK.finditer(path.read_text()):
-            if match[1] in COMMAND_LANGUAGES:
-                count += 1
-                yield DocBlock(f"{path.relative_to(PROJECT_ROOT)}#{count}", match[1], match[2])
-
-
 BLOCKS = {block.key: block for block in doc_blocks()}
 
 
@@ -253,6 +228,22 @@ def test_covering_tests_exist(key: str) -> None:
     assert isinstance(how, Covered)
     path, _, function = how.test.partition("::")
     assert f"def {function}(" in (PROJECT_ROOT / path).read_text(), how.test
+
+
+def test_needs_blocks_are_the_ones_bench_doc_blocks_runs() -> None:
+    """``bench/doc_blocks.py --list --json`` names every block marked ``Needs``, with the same
+    need, and nothing else; it exits 1 when a block it runs is gone from the docs."""
+    result = subprocess.run(
+        [sys.executable, DOC_BLOCKS_SCRIPT, "--list", "--json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = {row["key"]: row["needs"] for row in json.loads(result.stdout)}
+    needs = {key: how.tool for key, how in HOW.items() if isinstance(how, Needs)}
+    assert runs == needs, f"{DOC_BLOCKS_SCRIPT} runs {runs}; the doc-test marks {needs}"
 
 
 RUNS = sorted(k for k, how in HOW.items() if isinstance(how, Run))

@@ -2,8 +2,9 @@
 
 Prometheus runs with ``manifests/prometheus/prometheus.yml`` (its target pointed at the test's
 llmsim, scraped every second). After some traffic — to the base model and to a LoRA adapter,
-with the prefix cache on and a phase active — every panel query answers without an error and
-with data, as does the phase annotation and the ``model_name`` variable's lookup. Needs the
+with the prefix cache on and a phase active, and errors (an unknown model's 404, rules' 429
+and 503) for the HTTP error panels — every panel query answers without an error and with data,
+as does the phase annotation and the ``model_name`` variable's lookup. Needs the
 ``prometheus`` binary, like test_real_prometheus.py; skipped with a reason without it.
 """
 
@@ -42,7 +43,12 @@ lora:
 kv-cache: {{enable-kvcache: true, zmq-endpoint: ""}}
 phases:
   - {{name: steady, start: 0s, latency: {{time-to-first-token: 10ms}}}}
+rules:
+  - {{name: throttled, when: {{header: {{X-Case: throttle}}}}, error: rate_limit}}
+  - {{name: broken, when: {{header: {{X-Case: broken}}}}, error: server_error}}
 """
+ERRORS = ({"X-Case": "throttle"}, 429), ({"X-Case": "broken"}, 503), ({}, 404)
+"""Headers of a failing request and its status (no header: the request names no such model)."""
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +110,21 @@ def test_every_dashboard_query_runs_in_prometheus(
                 json={"model": model, "prompt": "the same prompt " * 20, "max_tokens": 5},
             )
             assert response.status_code == 200, response.text
+        # A series appears with its first request, as in vLLM: errors before and after its
+        # first scrape, so that the rate sees them grow.
+        for batch in range(2):
+            for headers, status in ERRORS:
+                model = MODEL if headers else "no-such-model"
+                body = {"model": model, "prompt": "fail", "max_tokens": 5}
+                response = client.post("/v1/completions", json=body, headers=headers)
+                assert response.status_code == status, response.text
+            if batch == 0:
+                for group in ("4xx", "5xx"):
+                    wait_for(prometheus, f'http_requests_total{{status="{group}"}}')
     wait_for(prometheus, f"sum(rate(vllm:generation_tokens_total[{RATE_INTERVAL}])) > 0")
+    for group in ("4xx", "5xx"):
+        errors = f'http_requests_total{{status="{group}"}}'
+        wait_for(prometheus, f"sum(rate({errors}[{RATE_INTERVAL}])) > 0")
     wait_for(prometheus, 'vllm:lora_requests_info{running_lora_adapters="sql-lora"}')
     time.sleep(2)  # a few more scrapes inside every rate window
 

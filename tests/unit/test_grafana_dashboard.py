@@ -48,8 +48,10 @@ phases:
   - {name: steady, start: 0s, latency: {time-to-first-token: 10ms}}
 """
 
-METRIC = re.compile(r"\b(?:vllm|llmsim):[A-Za-z0-9_:]+")
-SELECTOR = re.compile(r"((?:vllm|llmsim):[A-Za-z0-9_:]+)\{([^}]*)\}")
+# vLLM's and llmsim's own names, and the API server's http_* (prometheus-fastapi-instrumentator).
+NAME = r"(?:(?:vllm|llmsim):[A-Za-z0-9_:]+|http_[A-Za-z0-9_]+)"
+METRIC = re.compile(rf"\b{NAME}")
+SELECTOR = re.compile(rf"\b({NAME})\{{([^}}]*)\}}")
 MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 LEGEND_LABEL = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -74,6 +76,8 @@ def exported() -> dict[str, set[str]]:
     """Every sample name llmsim's ``/metrics`` serves -> the label names it carries."""
     app = create_app(compile_scenario(load_scenario_text(SCENARIO, "dashboard.yaml")), environ={})
     with TestClient(app) as client:
+        # http_requests_total has a series once a request was counted (/metrics is not).
+        assert client.get("/v1/models").status_code == 200
         response = client.get("/metrics")
     assert response.status_code == 200
     samples: dict[str, set[str]] = {}
@@ -233,6 +237,8 @@ def test_the_panels_the_dashboard_promises(dashboard: dict[str, Any]) -> None:
         "vllm:lora_requests_info",
         "sum by (finished_reason) (rate(vllm:request_success_total",
         "group_left (phase)",
+        'sum by (status) (rate(http_requests_total{status=~"4xx|5xx"}',
+        'sum by (phase, status) (rate(http_requests_total{status=~"4xx|5xx"}',
     ):
         assert needed in exprs, needed
     annotations = dashboard["annotations"]["list"]
