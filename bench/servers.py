@@ -37,11 +37,25 @@ def _healthy(port: int) -> bool:
 
 def llmsim_command(port: int, ttft_ms: float, itl_ms: float) -> list[str]:
     """``llmsim run`` on a scenario with the given latency and room for every stream."""
-    scenario = (
-        "version: 1\nseed: 1\nmodel: {name: bench, max-model-len: 8192}\n"
+    return _llmsim(
+        port,
         "engine: {max-num-seqs: 4096}\n"
-        f"latency: {{time-to-first-token: {ttft_ms}ms, inter-token-latency: {itl_ms}ms}}\n"
+        f"latency: {{time-to-first-token: {ttft_ms}ms, inter-token-latency: {itl_ms}ms}}\n",
     )
+
+
+def batched_command(port: int, ttft_ms: float, itl_ms: float) -> list[str]:
+    """``llmsim run`` in batched mode, every step ``itl_ms`` whatever is in it (so the ITL is
+    the same as the per-request run's and only the engine loop differs; TTFT is ignored)."""
+    return _llmsim(
+        port,
+        "engine: {mode: batched, max-num-seqs: 4096, max-num-batched-tokens: 65536,"
+        f" step-time: {{base: {itl_ms}ms, per-prefill-token: 0s, per-decode-token: 0s}}}}\n",
+    )
+
+
+def _llmsim(port: int, timing: str) -> list[str]:
+    scenario = f"version: 1\nseed: 1\nmodel: {{name: bench, max-model-len: 8192}}\n{timing}"
     handle, name = tempfile.mkstemp(prefix="llmsim-bench-", suffix=".yaml")
     os.close(handle)
     Path(name).write_text(scenario)
@@ -55,7 +69,7 @@ def floor_command(port: int, ttft_ms: float, itl_ms: float) -> list[str]:
     return [sys.executable, script, "--port", str(port), *timing]
 
 
-COMMANDS = {"floor": floor_command, "llmsim": llmsim_command}
+COMMANDS = {"floor": floor_command, "llmsim": llmsim_command, "batched": batched_command}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from llmsim.datasets.download import ensure_dataset
 from llmsim.datasets.store import SqliteDataset
+from llmsim.engine.batch_loop import BatchScheduler, BatchTicket
 from llmsim.engine.block_hash import block_hashes, root_hash
 from llmsim.engine.generation import FINISH_CACHE_THRESHOLD, Generation, Generator, Prompt
 from llmsim.engine.kv_cache import KVCache, PromptBlocks
@@ -27,13 +28,13 @@ from llmsim.engine.latency import first_token_delay, load_factor
 from llmsim.engine.lora import LoraRegistry
 from llmsim.engine.rng import RandomSource
 from llmsim.engine.scheduler import Scheduler, Ticket
-from llmsim.engine.timeline import TokenTimeline
+from llmsim.engine.timeline import StepTimeline, TokenTimeline
 from llmsim.engine.tokenizer import Tokenizer, load_tokenizer
 from llmsim.errors import BadRequest, LlmsimError, NotFound, ScriptedDisconnect
 from llmsim.metrics.recorder import MetricsRecorder
 from llmsim.plan.compile import phase_plan
 from llmsim.plan.phases import PhaseClock
-from llmsim.plan.plan import LatencyPlan, RuntimePlan
+from llmsim.plan.plan import BatchedPlan, LatencyPlan, RuntimePlan
 
 log = logging.getLogger("llmsim")
 
@@ -90,7 +91,7 @@ class Choice:
     prompt: Prompt
     rng: random.Random
     generation: Generation
-    ticket: Ticket
+    ticket: Ticket | BatchTicket
     cached_tokens: int = 0
     """Prompt tokens found in the prefix cache when the choice started."""
 
@@ -119,12 +120,6 @@ class Engine:
             plan.model.tokenizer_path, plan.model.tokenizer_model_id
         )
         self.metrics = MetricsRecorder(plan.model.max_model_len)
-        self.scheduler = Scheduler(
-            plan.max_num_seqs,
-            plan.max_waiting_queue_length,
-            plan.max_loras,
-            self.metrics.lora_changed,
-        )
         self.loras = LoraRegistry(list(plan.lora_modules))
         self.generator = Generator(
             self.tokenizer, plan.model.max_model_len, open_dataset(plan, self.tokenizer)
@@ -132,6 +127,28 @@ class Engine:
         self.kv: KVCache | None = None
         if plan.kv is not None:
             self.kv = KVCache(plan.kv.capacity, plan.kv.block_size, is_loaded=self._is_loaded)
+        self.batch: BatchScheduler | None = None
+        self.scheduler: Scheduler
+        if plan.batched is None:
+            self.scheduler = Scheduler(
+                plan.max_num_seqs,
+                plan.max_waiting_queue_length,
+                plan.max_loras,
+                self.metrics.lora_changed,
+            )
+        else:
+            self.scheduler = self.batch = BatchScheduler(
+                plan.max_num_seqs,
+                plan.max_waiting_queue_length,
+                plan.max_loras,
+                self.metrics.lora_changed,
+                self._batched_plan,
+                self.metrics,
+                random.Random(f"{plan.seed}:steps"),
+                self.kv,
+                clock,
+            )
+            self.metrics.engine_loop = True
         self.sleeping = False
         self.kv_awake = True
         """False after a sleep until a wake-up that includes the KV cache (SLEEP-2)."""
@@ -199,14 +216,36 @@ class Engine:
         """Whether requests use the prefix cache now (on, and not put to sleep)."""
         return self.kv is not None and self.kv_awake
 
-    def reserve(self, state: RequestState, prompts: list[Prompt]) -> list[Ticket]:
-        """A slot or queue place for each choice (one prompt per choice); none if any cannot
-        be had (429), or if a prompt can never fit in the KV cache (400)."""
+    def _batched_plan(self) -> BatchedPlan:
+        batched = self.plan.batched
+        assert batched is not None  # the engine mode does not change at run time
+        return batched
+
+    def reserve(
+        self, state: RequestState, prompts: list[Prompt], outputs: list[int]
+    ) -> list[Ticket | BatchTicket]:
+        """A slot or queue place for each choice (one prompt and its output token count per
+        choice); none if any cannot be had (429), or if a prompt can never fit in the KV cache
+        (400)."""
         blocks = self._prompt_blocks(state, prompts)
-        tickets: list[Ticket] = []
+        tickets: list[Ticket | BatchTicket] = []
+        batch = self.batch
         try:
-            for resources in blocks:
-                tickets.append(self.scheduler.reserve(state.adapter, resources))
+            for resources, prompt, output in zip(blocks, prompts, outputs, strict=True):
+                if batch is None:
+                    tickets.append(self.scheduler.reserve(state.adapter, resources))
+                else:
+                    tickets.append(
+                        batch.enqueue(
+                            state.adapter,
+                            resources,
+                            prompt.tokens,
+                            output,
+                            state.remote_prefill,
+                            state.stall_after_tokens,
+                            state.stall,
+                        )
+                    )
         except LlmsimError:
             for ticket in tickets:
                 ticket.give_back()
@@ -260,12 +299,13 @@ class Engine:
         away)."""
         return RunningChoice(self, state, choice)
 
-    def _admit(self, state: RequestState, choice: Choice) -> TokenTimeline:
+    def _admit(self, state: RequestState, choice: Choice) -> TokenTimeline | StepTimeline:
         """The timeline of a choice admitted now (its cache hits read)."""
         plan = state.plan
         latency = state.latency or plan.latency
         rng = self.timing_rng(state, choice, latency)
-        admitted = self.clock()
+        ticket = choice.ticket
+        admitted = ticket.timeline.admitted if isinstance(ticket, BatchTicket) else self.clock()
         prompt_tokens = choice.prompt.tokens
         blocks = choice.ticket.resources
         threshold_hit = state.force_cache_threshold
@@ -278,7 +318,11 @@ class Engine:
                 threshold_hit = threshold_hit or blocks.cached_tokens / prompt_tokens < threshold
         if threshold_hit:
             choice.generation = Generation([], FINISH_CACHE_THRESHOLD)
+            if isinstance(ticket, BatchTicket):
+                ticket.give_back()  # nothing for the engine loop to compute
             return TokenTimeline(admitted, 0.0, latency.inter_token_latency, rng, answers=False)
+        if isinstance(ticket, BatchTicket):
+            return ticket.timeline
         factor = load_factor(latency, self.scheduler.running, plan.max_num_seqs)
         delay = first_token_delay(
             latency, rng, prompt_tokens, choice.cached_tokens, state.remote_prefill, factor
@@ -297,7 +341,9 @@ class Engine:
             state.stall,
         )
 
-    def _finished(self, state: RequestState, choice: Choice, timeline: TokenTimeline) -> None:
+    def _finished(
+        self, state: RequestState, choice: Choice, timeline: TokenTimeline | StepTimeline
+    ) -> None:
         """Record a choice that ended normally."""
         first = timeline.first_token
         now = self.clock()
@@ -328,9 +374,9 @@ class RunningChoice:
         self._engine = engine
         self._state = state
         self._choice = choice
-        self._timeline: TokenTimeline | None = None
+        self._timeline: TokenTimeline | StepTimeline | None = None
 
-    async def __aenter__(self) -> TokenTimeline:
+    async def __aenter__(self) -> TokenTimeline | StepTimeline:
         try:
             ticket = self._choice.ticket
             if not ticket.granted:

@@ -59,6 +59,8 @@ class KVCache:
         self._refs: dict[BlockKey, int] = {}
         self._unused: OrderedDict[BlockKey, None] = OrderedDict()
         self.in_use = 0
+        self.claimed = 0
+        """Blocks of generated tokens (batched engine): in use, never shared or announced."""
 
     def usage(self) -> float:
         """The share of the capacity referenced by running requests."""
@@ -131,16 +133,32 @@ class KVCache:
                 self.in_use -= 1
                 self._unused[key] = None
 
+    def claim(self, blocks: int) -> bool:
+        """Take ``blocks`` blocks for generated tokens, evicting unused cached blocks as
+        needed; False (taking none) when the running requests already hold too many."""
+        if self.in_use + blocks > self.capacity:
+            return False
+        for _ in range(blocks):
+            self._make_room()
+            self.claimed += 1
+            self.in_use += 1
+        return True
+
+    def unclaim(self, blocks: int) -> None:
+        """Give back blocks taken with ``claim``."""
+        self.claimed -= blocks
+        self.in_use -= blocks
+
     def clear(self) -> None:
         """Drop every block (sleep mode)."""
         self._refs.clear()
         self._unused.clear()
-        self.in_use = 0
+        self.in_use = self.claimed
         if self.sink is not None:
             self.sink.all_blocks_cleared()
 
     def _make_room(self) -> None:
-        if len(self._refs) < self.capacity:
+        if len(self._refs) + self.claimed < self.capacity:
             return
         victim = next((key for key in self._unused if not self._is_loaded(key[0])), None)
         if victim is None:

@@ -160,14 +160,18 @@ class Scheduler:
             ticket.resources.release()
         adapter = ticket.adapter
         if adapter is not None:
-            loaded = self.loaded[adapter]
-            loaded.running -= 1
-            if loaded.running == 0 and adapter in self._retired:
-                self._retired.discard(adapter)
-                del self.loaded[adapter]
+            self._leave_adapter(adapter)
         self._dispatch()
         if adapter is not None:
             self._lora_changed()
+
+    def _leave_adapter(self, adapter: str) -> None:
+        """One request fewer runs on ``adapter``; a retired adapter leaves with its last."""
+        loaded = self.loaded[adapter]
+        loaded.running -= 1
+        if loaded.running == 0 and adapter in self._retired:
+            self._retired.discard(adapter)
+            del self.loaded[adapter]
 
     def withdraw(self, ticket: Ticket) -> None:
         """A waiting request left before it got a slot."""
@@ -195,19 +199,21 @@ class Scheduler:
     def _start(self, ticket: Ticket) -> None:
         self.running += 1
         adapter = ticket.adapter
-        slot = None
-        if adapter is not None:
-            loaded = self.loaded.get(adapter)
-            if loaded is None:
-                loaded = self.loaded[adapter] = LoadedAdapter(self._free_lora_slot())
-            loaded.running += 1
-            self._uses += 1
-            loaded.last_used = self._uses
-            slot = loaded.slot
+        slot = None if adapter is None else self._enter_adapter(adapter)
         if ticket.resources is not None:
             ticket.resources.acquire(slot)
         if adapter is not None:
             self._lora_changed()
+
+    def _enter_adapter(self, adapter: str) -> int:
+        """One request more runs on ``adapter``, loaded first if need be; its LoRA slot."""
+        loaded = self.loaded.get(adapter)
+        if loaded is None:
+            loaded = self.loaded[adapter] = LoadedAdapter(self._free_lora_slot())
+        loaded.running += 1
+        self._uses += 1
+        loaded.last_used = self._uses
+        return loaded.slot
 
     def _free_lora_slot(self) -> int:
         """A free 1-based LoRA slot index, evicting the least recently used idle adapter."""

@@ -138,7 +138,7 @@ def _batched(batched: BatchedPlan) -> list[str]:
     lines.append(
         f"  request overhead: {format_duration(overhead.base)} + "
         f"{format_duration(overhead.per_input_token)} x prompt tokens before queueing, "
-        f"{format_duration(overhead.per_output_token)} x output tokens after the last step"
+        f"{format_duration(overhead.per_output_token)} more per output token to the client"
     )
     return lines
 

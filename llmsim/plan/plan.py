@@ -104,7 +104,8 @@ class StepTimeModel:
 class RequestOverhead:
     """Per-request time outside the engine's steps (BLIS's alpha coefficients), in seconds: a
     request enters the waiting queue ``base + per_input_token x prompt tokens`` after it
-    arrives, and its end leaves ``per_output_token x output tokens`` after its last step."""
+    arrives; its token k (from 0) reaches the client ``(k + 1) x per_output_token`` after the
+    step that emitted it (as BLIS adds alpha2 to the TTFT and to every inter-token gap)."""
 
     base: float = 0.0
     per_input_token: float = 0.0

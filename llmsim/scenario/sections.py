@@ -208,7 +208,10 @@ class RequestOverheadSection(Section):
     )
     per_output_token: Duration | None = Field(
         default=None,
-        description="From the last step to the end, per output token. Default: profile's, or 0.",
+        description=(
+            "Output processing per token (BLIS's alpha2): token k is visible (k + 1) x this"
+            " after its step. Default: profile's, or 0."
+        ),
     )
 
     def given(self) -> dict[str, float]:

@@ -296,7 +296,11 @@ class GenerationRoute(Generic[RequestT]):
                 if request.remote_decode:
                     generation = replace(generation, finish_reason=FINISH_REMOTE_DECODE)
                 plans.append((p * copies + j, prompt, rng, generation))
-        tickets = engine.reserve(state, [prompt for _, prompt, _, _ in plans])
+        tickets = engine.reserve(
+            state,
+            [prompt for _, prompt, _, _ in plans],
+            [max(len(generation.tokens), 1) for _, _, _, generation in plans],
+        )
         try:
             choices = [
                 Choice(index, prompt, rng, generation, ticket)
@@ -381,11 +385,7 @@ class GenerationRoute(Generic[RequestT]):
     ) -> None:
         count = max(len(choice.generation.tokens), 1)
         async with self.engine.running(state, choice) as timeline:
-            if timeline.load_sensitive:
-                for _ in range(count):
-                    await conn.sleep_until(timeline.next_deadline())
-            else:
-                await conn.sleep_until(timeline.last_deadline(count))
+            await timeline.until_tokens(conn, count)
             if choice.generation.image is not None:
                 await conn.sleep_until(timeline.last + _image_delay(self.engine, state, choice))
 
@@ -423,7 +423,7 @@ class GenerationRoute(Generic[RequestT]):
             prepared = frames.prepared
             first = prepared[0] if prepared else frames.token(tokens[0], 0, 0) if tokens else b""
             pending = frames.first + first
-            await conn.sleep_until(timeline.next_deadline())
+            await timeline.until_first(conn)
             if len(tokens) > 1:
                 if cut is not None and cut <= 0:
                     await _write(conn, pending, 0, cut)
@@ -432,7 +432,7 @@ class GenerationRoute(Generic[RequestT]):
                 conn.watch()
                 stop = len(tokens) if cut is None else cut
                 later = _later_frames(frames, tokens, prepared)
-                paced = self.pacer.pace(send, later, timeline.next_deadline, len(tokens) - 1, stop)
+                paced = timeline.pace(self.pacer, send, later, len(tokens) - 1, stop)
                 position, pending = await paced
                 if position < len(tokens) - 1:
                     await _write(conn, pending, position, cut)

@@ -21,19 +21,31 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+from llmsim.engine.timeline import DUE_EARLY, StepTimeline
 from llmsim.server.connection import Send
-
-DUE_EARLY = 0.0005
-"""How early a frame may go out: half the timer resolution (uvloop rounds delays to whole
-milliseconds, so a lone sleep is just as early or late)."""
 
 Paced = asyncio.Future[tuple[int, bytes]]
 
 
-class PacedStream:
-    """The frames of one choice still to be written, and where they stand."""
+class StreamFrames:
+    """The frames of one choice still to be written, and where they stand: frame 0 is out;
+    the one at ``last`` (or at ``stop``, a cut) is handed back through ``done``, not written."""
 
-    __slots__ = ("done", "frames", "last", "next_deadline", "pending", "position", "send", "stop")
+    __slots__ = ("done", "frames", "last", "position", "send", "stop")
+
+    def __init__(self, send: Send, frames: Iterator[bytes], last: int, stop: int, done: Paced):
+        self.send = send
+        self.frames = frames
+        self.last = last
+        self.stop = stop
+        self.done = done
+        self.position = 0
+
+
+class PacedStream(StreamFrames):
+    """A stream whose frames go out on deadlines."""
+
+    __slots__ = ("next_deadline", "pending")
 
     def __init__(
         self,
@@ -44,13 +56,8 @@ class PacedStream:
         stop: int,
         done: Paced,
     ):
-        self.send = send
-        self.frames = frames
+        super().__init__(send, frames, last, stop, done)
         self.next_deadline = next_deadline
-        self.last = last
-        self.stop = stop
-        self.done = done
-        self.position = 0
         self.pending = b""
 
 
@@ -134,25 +141,107 @@ class TokenPacer:
             done.set_result((position, stream.pending))
             return
         message = {"type": "http.response.body", "body": stream.pending, "more_body": True}
-        self._drive(stream, stream.send(message).__await__())
-
-    def _drive(self, stream: PacedStream, write: Generator[Any, None, None]) -> None:
-        """Run the send; if the transport pushes back, finish it when it drains."""
-        try:
-            waiting = write.send(None)
-        except StopIteration:
+        if send_now(stream.send(message).__await__(), self._next, stream, done):
             self._next(stream)
-            return
-        except Exception as error:
-            stream.done.set_exception(error)
-            return
-        if isinstance(waiting, asyncio.Future):
-            waiting.add_done_callback(lambda _: self._resume(stream, write))
-        else:  # a bare yield: go on at the next turn of the loop
-            asyncio.get_running_loop().call_soon(self._resume, stream, write)
 
-    def _resume(self, stream: PacedStream, write: Generator[Any, None, None]) -> None:
-        if stream.done.done():
+    def feed(
+        self,
+        send: Send,
+        frames: Iterator[bytes],
+        timeline: StepTimeline,
+        last: int,
+        stop: int,
+    ) -> Paced:
+        """Like ``pace``, but each frame goes out as soon as the batched engine has emitted
+        its token (``timeline`` tells how many it has, and calls the feed's ``pump``)."""
+        done: Paced = asyncio.get_running_loop().create_future()
+        feed = StepFeed(send, frames, timeline, last, stop, done)
+        timeline.listen(feed)
+        feed.pump()
+        return done
+
+
+class StepFeed(StreamFrames):
+    """A batched stream: each frame goes out in the burst of the engine step that emitted its
+    token (or when a hold on it ends)."""
+
+    __slots__ = ("timeline", "writing")
+
+    def __init__(
+        self,
+        send: Send,
+        frames: Iterator[bytes],
+        timeline: StepTimeline,
+        last: int,
+        stop: int,
+        done: Paced,
+    ):
+        super().__init__(send, frames, last, stop, done)
+        self.timeline = timeline
+        self.writing = False
+
+    def pump(self) -> None:
+        """Write every frame whose token is visible, until one must wait for the transport;
+        the last frame (or the cut) is handed back instead."""
+        done = self.done
+        while not self.writing and not done.done():
+            position = self.position + 1
+            if self.timeline.visible <= position:
+                return
+            try:
+                frame = next(self.frames)
+            except Exception as error:
+                done.set_exception(error)
+                return
+            self.position = position
+            if position >= self.last or position >= self.stop:
+                self._hand_back(position, frame)
+                return
+            message = {"type": "http.response.body", "body": frame, "more_body": True}
+            self.writing = not send_now(
+                self.send(message).__await__(), StepFeed._written, self, done
+            )
+
+    def _written(self) -> None:
+        self.writing = False
+        self.pump()
+
+    def _hand_back(self, position: int, frame: bytes) -> None:
+        self.timeline.detach()
+        self.done.set_result((position, frame))
+
+
+def send_now(
+    write: Generator[Any, None, None], proceed: Callable[[Any], None], arg: object, done: Paced
+) -> bool:
+    """Run an ASGI send; True if it finished at once. If the transport pushes back, it is
+    finished when the transport drains, and ``proceed(arg)`` is called then; a failure goes
+    to ``done``."""
+    try:
+        waiting = write.send(None)
+    except StopIteration:
+        return True
+    except Exception as error:
+        done.set_exception(error)
+        return False
+    _resume_later(waiting, write, proceed, arg, done)
+    return False
+
+
+def _resume_later(
+    waiting: object,
+    write: Generator[Any, None, None],
+    proceed: Callable[[Any], None],
+    arg: object,
+    done: Paced,
+) -> None:
+    def resume(_: object = None) -> None:
+        if done.done():
             write.close()
-            return
-        self._drive(stream, write)
+        elif send_now(write, proceed, arg, done):
+            proceed(arg)
+
+    if isinstance(waiting, asyncio.Future):
+        waiting.add_done_callback(resume)
+    else:  # a bare yield: go on at the next turn of the loop
+        asyncio.get_running_loop().call_soon(resume)
