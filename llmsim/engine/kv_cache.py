@@ -57,8 +57,15 @@ class KVCache:
         self.sink = sink
         self._is_loaded = is_loaded
         self._refs: dict[BlockKey, int] = {}
-        self._unused: OrderedDict[BlockKey, None] = OrderedDict()
+        self._unused: OrderedDict[BlockKey, int] = OrderedDict()
+        """Unused cached blocks, oldest first, each with its place in that order."""
+        self._unused_of: dict[str, OrderedDict[BlockKey, int]] = {}
+        """The same blocks by model, so that an eviction finds an idle adapter's oldest block
+        without scanning every unused block."""
+        self._freed = 0
         self.in_use = 0
+        self.epoch = 0
+        """How many times the cache was cleared: references taken before a clear are gone."""
         self.claimed = 0
         """Blocks of generated tokens (batched engine): in use, never shared or announced."""
 
@@ -105,7 +112,7 @@ class KVCache:
             count = refs.get(key)
             if count is not None:
                 if count == 0:
-                    del self._unused[key]
+                    self._forget_unused(key)
                     self.in_use += 1
                 refs[key] = count + 1
                 continue
@@ -131,7 +138,12 @@ class KVCache:
             self._refs[key] = count
             if count == 0:
                 self.in_use -= 1
-                self._unused[key] = None
+                self._freed += 1
+                self._unused[key] = self._freed
+                of_model = self._unused_of.get(model)
+                if of_model is None:
+                    of_model = self._unused_of[model] = OrderedDict()
+                of_model[key] = self._freed
 
     def claim(self, blocks: int) -> bool:
         """Take ``blocks`` blocks for generated tokens, evicting unused cached blocks as
@@ -153,26 +165,42 @@ class KVCache:
         """Drop every block (sleep mode)."""
         self._refs.clear()
         self._unused.clear()
+        self._unused_of.clear()
+        self.epoch += 1
         self.in_use = self.claimed
         if self.sink is not None:
             self.sink.all_blocks_cleared()
 
+    def _forget_unused(self, key: BlockKey) -> None:
+        del self._unused[key]
+        blocks = self._unused_of[key[0]]
+        del blocks[key]
+        if not blocks:
+            del self._unused_of[key[0]]
+
     def _make_room(self) -> None:
         if len(self._refs) + self.claimed < self.capacity:
             return
-        victim = next((key for key in self._unused if not self._is_loaded(key[0])), None)
-        if victim is None:
-            victim = next(iter(self._unused))
-        del self._unused[victim]
+        idle = [
+            next(iter(blocks.items()))
+            for model, blocks in self._unused_of.items()
+            if blocks and not self._is_loaded(model)
+        ]
+        victim = min(idle, key=_place)[0] if idle else next(iter(self._unused))
+        self._forget_unused(victim)
         del self._refs[victim]
         if self.sink is not None:
             self.sink.blocks_removed([victim[1]])
 
 
+def _place(entry: tuple[BlockKey, int]) -> int:
+    return entry[1]
+
+
 class PromptBlocks:
     """One choice's prompt blocks: the resources the scheduler checks, takes and gives back."""
 
-    __slots__ = ("_cache", "cached_tokens", "hashes", "lora_name", "model", "token_ids")
+    __slots__ = ("_cache", "_epoch", "cached_tokens", "hashes", "lora_name", "model", "token_ids")
 
     def __init__(
         self,
@@ -189,6 +217,7 @@ class PromptBlocks:
         self.lora_name = lora_name
         self.cached_tokens = 0
         """Prompt tokens found in the cache when the choice started."""
+        self._epoch = -1
 
     def fits(self) -> bool:
         """Whether the cache can hold the blocks now."""
@@ -199,7 +228,10 @@ class PromptBlocks:
         self.cached_tokens = self._cache.acquire(
             self.model, self.hashes, self.token_ids, lora_slot, self.lora_name
         )
+        self._epoch = self._cache.epoch
 
     def release(self) -> None:
-        """Drop the references as the choice ends."""
-        self._cache.release(self.model, self.hashes)
+        """Drop the references as the choice ends (unless a clear dropped them already: the
+        engine was put to sleep meanwhile)."""
+        if self._cache.epoch == self._epoch:
+            self._cache.release(self.model, self.hashes)

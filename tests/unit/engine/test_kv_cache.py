@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmsim.engine.kv_cache import KVCache
+from llmsim.engine.kv_cache import KVCache, PromptBlocks
 
 
 class Events:
@@ -96,3 +96,38 @@ def test_clear_drops_everything_and_says_so() -> None:
     assert events.log[-1] == ("cleared",)
     assert cache.usage() == 0.0
     assert cache.cached_blocks("m", [1, 2]) == 0
+
+
+def test_an_eviction_does_not_scan_every_unused_block() -> None:
+    asked: list[str] = []
+
+    def is_loaded(model: str) -> bool:
+        asked.append(model)
+        return model == "base"
+
+    cache = KVCache(capacity=5000, block_size=4, is_loaded=is_loaded)
+    old = list(range(5000))
+    cache.acquire("base", old, [0] * 4 * 5000)
+    cache.release("base", old)
+    asked.clear()
+    new = list(range(5000, 6000))
+    cache.acquire("base", new, [0] * 4 * 1000)
+    # One question per eviction at most (which models are idle), not one per unused block.
+    assert len(asked) <= 1000
+    # Freed tail first, so the tail went first and the shared prefix stayed.
+    assert cache.cached_blocks("base", old[-1:]) == 0
+    assert cache.cached_blocks("base", old[:1]) == 1
+    assert cache.in_use == 1000
+
+
+def test_blocks_held_across_a_clear_are_not_given_back_twice() -> None:
+    cache = KVCache(capacity=10, block_size=4)
+    before = PromptBlocks(cache, "m", [1, 2], [0] * 8, None)
+    before.acquire(None)
+    cache.clear()  # the engine was put to sleep with the request running
+    after = PromptBlocks(cache, "m", [1, 2], [0] * 8, None)
+    after.acquire(None)
+    before.release()  # ends: its references went with the clear
+    assert cache.in_use == 2
+    after.release()
+    assert cache.in_use == 0
