@@ -721,6 +721,18 @@ def _check_manifest(manifest: str, values: dict[str, Any]) -> str:
     return f"{len(docs)} manifests ({', '.join(sorted(kinds))}), scenario valid, values found"
 
 
+VLLM = "vLLM on a GPU + OTLP collector"
+
+
+def needs_vllm(ctx: Context, block: DocBlock) -> Outcome:
+    """Collecting traces from a real vLLM: nothing here can run it. What those blocks
+    produce (vLLM 0.11's OTLP/JSON request spans) is what ``llmsim calibrate`` reads; the
+    suite fits the two recorded runs in ``../shared/data/vllm-ground-truth/``."""
+    if shutil.which("vllm") is None:
+        return Outcome("skipped", "needs vLLM on a GPU and an OTLP collector (not here)")
+    return Outcome("skipped", "vllm is installed, but this script does not start a GPU server")
+
+
 # --- the blocks this script runs -----------------------------------------------------------------
 
 PLANS = (
@@ -740,6 +752,8 @@ PLANS = (
         "inference-perf --config_file",
         tool_block("inference-perf", inference_perf_figures, inference_perf=True),
     ),
+    Plan("docs/calibration.md#1", VLLM, "otel/opentelemetry-collector-contrib", needs_vllm),
+    Plan("docs/calibration.md#2", VLLM, "--otlp-traces-endpoint", needs_vllm),
     Plan("docs/deployment.md#1", "podman", "make image", build_image),
     Plan("docs/deployment.md#2", "podman", "podman run", run_image),
     Plan("docs/deployment.md#3", "helm + cluster", "helm install sim charts/llmsim", helm_blocks),

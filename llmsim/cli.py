@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand
 
 from llmsim import __version__
+from llmsim.calibration.cli import register as register_calibration
 from llmsim.datasets.cli import app as dataset_app
 from llmsim.errors import ScenarioError, ScenarioProblem, StartupError
 from llmsim.scenario.loader import LoadedScenario, load_scenario, read_scenario
@@ -299,6 +300,9 @@ def migrate(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+register_calibration(app)
 
 
 def main() -> None:

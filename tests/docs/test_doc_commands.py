@@ -121,6 +121,14 @@ HOW: dict[str, Run | Covered | Needs] = {
         replace=(("make doc-blocks", "make -n doc-blocks"),),
         expect=("bench/doc_blocks.py guidellm aiperf", "docs/benchmarking.md#5", "guidellm"),
     ),
+    "docs/calibration.md#1": Needs("vLLM on a GPU + OTLP collector"),
+    "docs/calibration.md#2": Needs("vLLM on a GPU + OTLP collector"),
+    "docs/calibration.md#3": Covered(
+        "tests/unit/calibration/test_cli.py::test_calibrate_fits_each_real_vllm_run"
+    ),
+    "docs/calibration.md#4": Covered(
+        "tests/integration/test_replay.py::test_replay_prints_an_aggregate_table_and_a_line_per_request"
+    ),
     "docs/cookbook.md#1": Run(
         cwd="project",
         replace=PORTS,
