@@ -143,10 +143,11 @@ def test_phase_windows_and_overlays_are_scaled() -> None:
 
 
 def test_batched_step_time_and_overhead_are_scaled_but_not_the_jitter() -> None:
-    text = SCENARIO.replace(
-        "engine: {max-num-seqs: 4}",
-        "engine:\n  mode: batched\n  step-time: {base: 10ms, per-context-token: 2ns, jitter: 5}\n"
-        "  request-overhead: {base: 4ms, per-input-token: 2us, per-output-token: 1ms}",
+    # Per-request timing keys are errors in batched mode: the engine section alone.
+    text = (
+        "version: 1\nserver: {port: 8000}\nengine:\n  mode: batched\n"
+        "  step-time: {base: 10ms, per-context-token: 2ns, jitter: 5}\n"
+        "  request-overhead: {base: 4ms, per-input-token: 2us, per-output-token: 1ms}\n"
     )
     plain = compiled(None, text).batched
     fast = compiled(0.25, text).batched
