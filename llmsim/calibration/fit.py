@@ -45,6 +45,7 @@ from llmsim.calibration.simulate import (
     StepCoefficients,
     simulate,
 )
+from llmsim.calibration.stats import error_pct, percentile
 from llmsim.calibration.traces import TraceRecord
 
 BOUNDARY_TOLERANCE = 0.002
@@ -107,11 +108,11 @@ class LatencyComparison:
 
     @property
     def mean_error_pct(self) -> float:
-        return _pct(self.simulated_mean, self.recorded_mean)
+        return error_pct(self.simulated_mean, self.recorded_mean)
 
     @property
     def p90_error_pct(self) -> float:
-        return _pct(self.simulated_p90, self.recorded_p90)
+        return error_pct(self.simulated_p90, self.recorded_p90)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -178,12 +179,6 @@ class Calibration:
             "simulated": {name: value.as_dict() for name, value in self.simulated.items()},
             "kv_cache_tokens": self.kv_cache_tokens,
         }
-
-
-def _pct(value: float, reference: float) -> float:
-    if reference == 0:
-        return 0.0 if value == 0 else math.inf
-    return 100.0 * (value - reference) / reference
 
 
 # --- the timeline of one run -------------------------------------------------------------
@@ -862,14 +857,3 @@ def compare_simulation(
         for name in recorded
         if recorded[name]
     }
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct`` percentile of ``values`` (linear interpolation between ranks)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -20,11 +20,12 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmsim.calibration.stats import error_pct, percentile
 from llmsim.calibration.traces import TraceRecord
 
 if TYPE_CHECKING:
@@ -123,11 +124,11 @@ class Aggregate:
 
     @property
     def mean_error_pct(self) -> float:
-        return _pct(self.measured_mean, self.recorded_mean)
+        return error_pct(self.measured_mean, self.recorded_mean)
 
     @property
     def p90_error_pct(self) -> float:
-        return _pct(self.measured_p90, self.recorded_p90)
+        return error_pct(self.measured_p90, self.recorded_p90)
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
@@ -143,23 +144,6 @@ class Aggregate:
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _pct(value: float, reference: float) -> float:
-    if reference == 0:
-        return 0.0 if value == 0 else math.inf
-    return 100.0 * (value - reference) / reference
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The ``pct`` percentile of ``values`` (linear interpolation between ranks)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass(slots=True)
@@ -370,33 +354,13 @@ async def _one(
     ttft = (first - sent) / time_scale
     e2e = (end - sent) / time_scale
     itl = (e2e - ttft) / (tokens - 1) if tokens >= 2 else None
-    return Measurement(
-        index=recorded.index,
-        arrival=recorded.arrival,
-        prompt_tokens=recorded.prompt_tokens,
-        completion_tokens=recorded.completion_tokens,
-        recorded_ttft=recorded.recorded_ttft,
-        recorded_itl=recorded.recorded_itl,
-        recorded_e2e=recorded.recorded_e2e,
-        ttft=ttft,
-        itl=itl,
-        e2e=e2e,
-        tokens=tokens,
-        served_prompt_tokens=prompt_usage,
+    return replace(
+        recorded, ttft=ttft, itl=itl, e2e=e2e, tokens=tokens, served_prompt_tokens=prompt_usage
     )
 
 
 def _failed(recorded: Measurement, reason: str) -> Measurement:
-    return Measurement(
-        index=recorded.index,
-        arrival=recorded.arrival,
-        prompt_tokens=recorded.prompt_tokens,
-        completion_tokens=recorded.completion_tokens,
-        recorded_ttft=recorded.recorded_ttft,
-        recorded_itl=recorded.recorded_itl,
-        recorded_e2e=recorded.recorded_e2e,
-        error=reason,
-    )
+    return replace(recorded, error=reason)
 
 
 async def replay(
