@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.docs.blocks import DocBlock, doc_blocks  # noqa: E402
+from tests.unit.test_chart import SECTION_OVERRIDES as SECTION_VALUES  # noqa: E402
 
 CACHE = ROOT / ".cache" / "doc-blocks"
 HOME = CACHE / "home"
@@ -69,17 +70,6 @@ DOC_TOKENIZER = "/tmp/bench-tokenizer"
 DOC_ADDRESS = "127.0.0.1:8000"
 TTFT_TOLERANCE_MS = 5.0
 ITL_TOLERANCE_MS = 1.5
-SECTION_VALUES = {
-    "model": "model",
-    "server": "server",
-    "engine": "engine",
-    "latency": "latency",
-    "responses": "responses",
-    "lora": "lora",
-    "kvCache": "kv-cache",
-    "failures": "failures",
-    "metrics": "metrics",
-}
 """Chart values deep-merged over the scenario's sections (charts/llmsim/values.yaml)."""
 MY_VALUES = "replicaCount: 2\nlatency:\n  time-to-first-token: 150ms\n"
 """``my-values.yaml`` of the Helm blocks."""
